@@ -1,0 +1,49 @@
+"""graphc: a declarative computation-graph compiler for neural networks.
+
+    g = graphc.load("spec.json")             # or a dict, JSON text, or graphc.Builder
+    m = graphc.compile(g)                    # backend "cpu" (Numba), "numpy" or "cuda"
+    m.forward(x=X); m.grad(x=X, y=Y); m.trace(x=X, y=Y)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphc.errors import CompileError, GraphcError, InputError, SpecError
+from graphc.sugar import F
+from graphc.spec import Graph
+
+__version__ = "0.1.0"
+
+
+def load(src: Any) -> Graph:
+    """A validated Graph from a spec file path, JSON text, a dict, or a Graph."""
+    from graphc import spec
+    from graphc.passes import lower
+
+    if isinstance(src, Graph):
+        return src
+    data, source = spec.read(src)
+    graph = spec.from_dict(data, source)
+    lower(graph)  # every semantic and shape check happens here, once, at load time
+    return graph
+
+
+def compile(graph: Any, backend: str = "cpu", dtype: str = "float32", **options: Any):
+    """A runnable Model of `graph` (a Graph or anything `load` accepts)."""
+    from graphc.runtime import Model
+
+    return Model(load(graph), backend=backend, dtype=dtype, **options)
+
+
+def viz(graph_or_model: Any, trace: Any = None, **options: Any):
+    """A graphviz.Digraph of a graph, with values and gradients when given a trace."""
+    from graphc.viz import viz as _viz
+
+    return _viz(graph_or_model, trace=trace, **options)
+
+
+from graphc.builder import Builder  # noqa: E402  (needs the names above)
+
+__all__ = ["Builder", "CompileError", "F", "Graph", "GraphcError", "InputError", "SpecError",
+           "compile", "load", "viz", "__version__"]

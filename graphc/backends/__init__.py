@@ -1,0 +1,22 @@
+"""Backends turn a scheduled Program into something that runs: `compile(program, dtype,
+results)` returns a function from feeds (arrays by node id) to the result arrays."""
+
+from __future__ import annotations
+
+from graphc.errors import did_you_mean
+
+BACKENDS = ("numpy", "cpu", "cuda")
+
+
+def get(name: str):
+    if name == "numpy":
+        from graphc.backends.numpy_interp import NumpyBackend
+        return NumpyBackend()
+    if name == "cpu":
+        from graphc.backends.numba_cpu import CpuBackend
+        return CpuBackend()
+    if name == "cuda":
+        from graphc.backends.numba_cuda import CudaBackend
+        return CudaBackend()
+    raise ValueError(f"unknown backend {name!r} "
+                     f"({did_you_mean(name, BACKENDS) or 'choose numpy, cpu or cuda'})")

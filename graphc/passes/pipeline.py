@@ -1,0 +1,45 @@
+"""The pass pipeline, by name, so that `--dump-after NAME` can show any stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from graphc.ir import Program
+from graphc.passes.autodiff import differentiate
+from graphc.passes.lower import lower
+from graphc.passes.prune import prune
+from graphc.spec import Graph
+
+PASSES = ("lower", "differentiate", "prune")
+
+
+def forward_program(graph: Graph, dump: Callable[[str, Program], None] | None = None) -> Program:
+    """Lowered forward graph computing the outputs and the loss."""
+    prog = lower(graph)
+    if dump:
+        dump("lower", prog)
+    keep = [*prog.outputs.values(), *([prog.loss] if prog.loss else [])]
+    prog = prune(prog, keep)
+    if dump:
+        dump("prune", prog)
+    return prog
+
+
+def grad_program(forward: Program, wrt: Iterable[str] = (), *, keep_outputs: bool = True,
+                 keep_all: bool = False,
+                 dump: Callable[[str, Program], None] | None = None) -> Program:
+    """Forward plus backward: the loss, the gradients of params and `wrt`, and (with
+    keep_outputs) the outputs; with keep_all, every forward value and gradient (for traces)."""
+    prog = differentiate(forward, wrt)
+    if dump:
+        dump("differentiate", prog)
+    if keep_all:
+        keep = [n.id for n in prog]
+    else:
+        keep = [prog.loss, *prog.grads.values()]
+        if keep_outputs:
+            keep += list(prog.outputs.values())
+    prog = prune(prog, keep)
+    if dump:
+        dump("prune", prog)
+    return prog

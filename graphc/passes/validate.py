@@ -1,0 +1,89 @@
+"""validate: semantic checks of a spec Graph before lowering.
+
+Before: the spec's structure matches the schema. After: names are unique and printable,
+every reference resolves, every op exists with the right arity and attributes, the
+nodes form a DAG, and outputs and loss name values. Returns the nodes' topological order.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from graphc import init as initializers
+from graphc.errors import SpecError, did_you_mean
+from graphc.ops import REGISTRY, public_ops
+from graphc.spec import Graph
+
+
+def node_place(graph: Graph, index: int) -> str:
+    return f"nodes[{index}] (id {graph.nodes[index]['id']!r})"
+
+
+def validate(graph: Graph) -> list[int]:
+    """Raise SpecError at the first problem; return node indices in a valid order."""
+    src = graph.source
+    where: dict[str, str] = {}
+
+    def claim(name: str, place: str) -> None:
+        if not name.isprintable() or not name.strip():
+            raise SpecError(f"name {name!r} is empty or holds unprintable characters",
+                            place=place, source=src)
+        if name in where:
+            raise SpecError(f"name {name!r} is already used by {where[name]}", place=place,
+                            source=src, hint="names are unique across inputs, params and nodes")
+        where[name] = place
+
+    for name, inp in graph.inputs.items():
+        claim(name, f"inputs.{name}")
+    for name, p in graph.params.items():
+        claim(name, f"params.{name}")
+        try:
+            initializers.check(p.get("init", "zeros"), tuple(p["shape"]))
+        except ValueError as e:
+            raise SpecError(str(e), place=f"params.{name}.init", source=src) from None
+    for i, node in enumerate(graph.nodes):
+        claim(node["id"], node_place(graph, i))
+
+    dag = nx.DiGraph()
+    dag.add_nodes_from(range(len(graph.nodes)))
+    index = {n["id"]: i for i, n in enumerate(graph.nodes)}
+    public = [op.name for op in public_ops()]
+    for i, node in enumerate(graph.nodes):
+        place = node_place(graph, i)
+        op = REGISTRY.get(node["op"])
+        if op is None or op.internal:
+            raise SpecError(f"unknown op {node['op']!r}", place=f"{place}.op", source=src,
+                            hint=did_you_mean(node["op"], public) or "see `graphc ops`")
+        args = node.get("inputs", [])
+        lo, hi = op.arity
+        if len(args) < lo or (hi is not None and len(args) > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            raise SpecError(f"op {op.name!r} takes {want} input{'s' if want != '1' else ''} "
+                            f"({', '.join(op.inputs)}), got {len(args)}",
+                            place=f"{place}.inputs", source=src)
+        for j, arg in enumerate(args):
+            if isinstance(arg, str):
+                if arg not in where:
+                    raise SpecError(f"unknown name {arg!r}", place=f"{place}.inputs[{j}]",
+                                    source=src, hint=did_you_mean(arg, where)
+                                    or "inputs name an input, a param, a node or a number")
+                if arg in index:
+                    dag.add_edge(index[arg], i)
+        try:
+            op.bind(node.get("attrs"))
+        except (KeyError, ValueError) as e:
+            raise SpecError(e.args[0], place=f"{place}.attrs", source=src) from None
+
+    if not nx.is_directed_acyclic_graph(dag):
+        cycle = [graph.nodes[a]["id"] for a, _ in nx.find_cycle(dag)]
+        raise SpecError("the nodes form a cycle: " + " -> ".join(map(repr, cycle + cycle[:1])),
+                        place=node_place(graph, index[cycle[0]]), source=src,
+                        hint="a node cannot depend on its own output")
+    for k, name in enumerate(graph.outputs):
+        if name not in where:
+            raise SpecError(f"unknown name {name!r}", place=f"outputs[{k}]", source=src,
+                            hint=did_you_mean(name, where))
+    if graph.loss is not None and graph.loss not in where:
+        raise SpecError(f"unknown name {graph.loss!r}", place="loss", source=src,
+                        hint=did_you_mean(graph.loss, where))
+    return list(nx.lexicographical_topological_sort(dag))

@@ -1,0 +1,244 @@
+"""Model: a compiled spec with its params, behind one API whatever the backend.
+
+Programs are built once per purpose (forward, gradients for a set of `wrt`, trace) and
+compiled once by the backend; inputs are checked against the spec before every call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphc import backends
+from graphc import init as initializers
+from graphc.backends.numpy_interp import evaluate
+from graphc.errors import InputError, did_you_mean
+from graphc.ir import FLOAT, FLOAT_DTYPES, Program, format_shape
+from graphc.passes import forward_program, grad_program
+from graphc.spec import Graph
+
+
+@dataclass
+class Trace:
+    """Every forward value and every gradient of one run, node by node.
+
+    `values` and `grads` are keyed by spec names (composite internals such as
+    `fc1.matmul` included); `by_id` holds every node's value by IR id, backward nodes
+    too; `steps` lists ("forward" | "backward", id) in the order they were computed.
+    """
+
+    program: Program
+    by_id: dict[str, np.ndarray]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    loss: float | None = None
+
+    def grad_of_id(self, node_id: str) -> np.ndarray | None:
+        g = self.program.grad_map.get(node_id)
+        if g is None:
+            return None
+        return self.by_id[g] if g in self.by_id else None
+
+
+class Model:
+    """A graph compiled for one backend and dtype, holding its params."""
+
+    def __init__(self, graph: Graph, backend: str = "cpu", dtype: str = "float32",
+                 **options: Any):
+        if str(dtype) not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        self.program = forward_program(graph)
+        self.backend_name = backend
+        self.backend = backends.get(backend)
+        self.options = options
+        self.params: dict[str, np.ndarray] = init_params(self.program, self.dtype)
+        self._compiled: dict[Any, Any] = {}
+        self._programs: dict[Any, Program] = {}
+
+    def __repr__(self) -> str:
+        n = sum(p.size for p in self.params.values())
+        return (f"<graphc.Model {self.graph.name!r}: {len(self.params)} params ({n:,} numbers), "
+                f"backend={self.backend_name!r}, dtype={self.dtype.name!r}>")
+
+    # programs ------------------------------------------------------------------------
+    def grad_program(self, wrt: Iterable[str] = ()) -> Program:
+        key = ("grad", tuple(sorted(wrt)))
+        if key not in self._programs:
+            self._programs[key] = grad_program(self.program, key[1], keep_outputs=False)
+        return self._programs[key]
+
+    def _fn(self, key: Any, program: Program, results: list[str]):
+        if key not in self._compiled:
+            self._compiled[key] = self.backend.compile(program, self.dtype, results)
+        return self._compiled[key]
+
+    # running -------------------------------------------------------------------------
+    def forward(self, **inputs: Any) -> dict[str, np.ndarray]:
+        """The spec's outputs by name."""
+        prog = self.program
+        results = list(prog.outputs.values())
+        fn = self._fn("forward", prog, results)
+        out = fn(self.feeds(prog, inputs))
+        return dict(zip(prog.outputs, out))
+
+    def grad(self, wrt: Iterable[str] = (), **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
+        """The loss and its gradients for every param (and for the inputs in `wrt`)."""
+        wrt = tuple(wrt)
+        prog = self.grad_program(wrt)
+        results = [prog.loss, *prog.grads.values()]
+        fn = self._fn(("grad", tuple(sorted(wrt))), prog, results)
+        loss, *grads = fn(self.feeds(prog, inputs))
+        return float(loss), dict(zip(prog.grads, grads))
+
+    def train_step(self, optimizer: Any, **inputs: Any) -> float:
+        """One forward, backward and update; returns the loss before the update."""
+        fused = getattr(self.backend, "train_step", None)
+        if fused is not None:
+            return fused(self, optimizer, inputs)
+        loss, grads = self.grad(**inputs)
+        optimizer.step(self.params, grads)
+        return loss
+
+    def trace(self, wrt: Iterable[str] | None = None, **inputs: Any) -> Trace:
+        """Run the NumPy reference and keep every value and gradient, node by node.
+
+        Gradients are taken for every param and, unless `wrt` says otherwise, every
+        float input (a lecture's backprop figure shows the inputs' gradients too).
+        """
+        fwd = self.program
+        if fwd.loss is not None:
+            if wrt is None:
+                wrt = [n for n, i in fwd.inputs.items() if fwd[i].dtype == FLOAT]
+            prog = grad_program(fwd, tuple(wrt), keep_all=True)
+        else:
+            prog = fwd
+        steps: list[tuple[str, str]] = []
+        n_forward = len(fwd.nodes)
+        fwd_ids = set(fwd.nodes)
+
+        def record(node_id: str, value: np.ndarray) -> None:
+            steps.append(("forward" if node_id in fwd_ids else "backward", node_id))
+
+        by_id = evaluate(prog, self.feeds(prog, inputs), self.dtype, on_node=record)
+        assert n_forward <= len(prog.nodes)
+        t = Trace(program=prog, by_id=by_id, steps=steps)
+        for node in prog:
+            if node.name is not None and node.grad_of is None and node.id in fwd_ids:
+                t.values[node.name] = by_id[node.id]
+                g = prog.grad_map.get(node.id)
+                if g is not None:
+                    t.grads[node.name] = by_id[g]
+        for name, g in prog.grads.items():
+            t.grads[name] = by_id[g]
+        if prog.loss is not None:
+            t.loss = float(by_id[prog.loss])
+        return t
+
+    # inputs --------------------------------------------------------------------------
+    def feeds(self, program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Arrays by node id for the program's inputs and params, checked against the spec."""
+        return {**bind_inputs(self.graph, program, inputs, self.dtype),
+                **{program.params[k]: v for k, v in self.params.items() if k in program.params}}
+
+    # params --------------------------------------------------------------------------
+    def reset_params(self, seed: int | None = None) -> None:
+        self.params = init_params(self.program, self.dtype, seed)
+
+    def save(self, path: str | Path) -> None:
+        """Write the params to an .npz file (one array per param, by name)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **self.params)
+        tmp.replace(path)
+
+    def load(self, path: str | Path) -> None:
+        """Read params written by `save` (or `graphc train`); checks names and shapes."""
+        self.params = read_params(path, self.params)
+
+
+def init_params(program: Program, dtype: np.dtype, seed: int | None = None) -> dict[str, np.ndarray]:
+    seed = program.seed if seed is None else seed
+    return {name: initializers.initialize(program.param_init[name],
+                                          tuple(program[i].shape), seed, name, dtype)
+            for name, i in program.params.items()}
+
+
+def read_params(path: str | Path, like: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            stored = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: not a params file written by graphc ({e})") from None
+    out = {}
+    for name, old in like.items():
+        if name not in stored:
+            raise InputError(f"{path}: has no array for param {name!r}")
+        if stored[name].shape != old.shape:
+            raise InputError(f"{path}: param {name!r} has shape {list(stored[name].shape)}, "
+                             f"the model wants {list(old.shape)}")
+        out[name] = stored[name].astype(old.dtype)
+    return out
+
+
+def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
+                dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Check and convert input arrays, binding symbolic dims consistently."""
+    for name in inputs:
+        if name not in program.inputs:
+            hint = did_you_mean(name, program.inputs)
+            raise InputError(f"unknown input {name!r}"
+                             + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
+    used = {a for n in program for a in n.args}
+    dims: dict[str, tuple[int, str]] = {}
+    out = {}
+    for name, node_id in program.inputs.items():
+        if node_id not in used and name not in inputs:
+            continue
+        if name in inputs:
+            value = inputs[name]
+        elif "value" in graph.inputs[name]:
+            value = graph.inputs[name]["value"]
+        else:
+            raise InputError(f"missing input {name!r} (pass {name}=... or give the input a "
+                             f"default \"value\" in the spec)")
+        node = program[node_id]
+        out[node_id] = _coerce(name, value, node.dtype, node.shape, dtype, dims)
+    return out
+
+
+def _coerce(name, value, kind, shape, dtype, dims) -> np.ndarray:
+    try:
+        raw = np.asarray(value)
+    except (ValueError, TypeError):
+        raise InputError(f"input {name!r}: not a number or a regular array") from None
+    if raw.dtype.kind not in "biuf":
+        raise InputError(f"input {name!r}: expected numbers, got {raw.dtype}")
+    if kind == FLOAT:
+        arr = raw.astype(dtype, copy=False)
+    else:
+        if raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
+            raise InputError(f"input {name!r} holds integer labels; got non-integers")
+        arr = raw.astype(kind, copy=False)
+    if arr.ndim != len(shape):
+        raise InputError(f"input {name!r}: expected shape {format_shape(shape)}, "
+                         f"got {list(arr.shape)}")
+    for d, got in zip(shape, arr.shape):
+        if isinstance(d, int):
+            if d != got:
+                raise InputError(f"input {name!r}: expected shape {format_shape(shape)}, "
+                                 f"got {list(arr.shape)}")
+        elif d in dims and dims[d][0] != got:
+            raise InputError(f"input {name!r}: dimension {d} is {got}, but it is "
+                             f"{dims[d][0]} in input {dims[d][1]!r}")
+        else:
+            dims[d] = (got, name)
+    return arr

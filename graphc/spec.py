@@ -1,0 +1,210 @@
+"""JSON <-> Graph: parsing with line/column errors, the JSON Schema (generated from the
+op registry), and `Graph`, the spec as users wrote it (composites unexpanded)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from graphc import init as initializers
+from graphc.errors import SpecError, did_you_mean
+from graphc.ops import REGISTRY, public_ops
+
+FORMAT = 1
+TOP_KEYS = ("graphc", "name", "doc", "seed", "inputs", "params", "nodes", "outputs", "loss",
+            "train")
+DTYPES = ("float32", "float64", "int32", "int64")
+
+
+@dataclass
+class Graph:
+    """A model as its spec says it: names, ops and attributes, composites unexpanded.
+
+    `graphc.load` returns one, validated; `to_json()` gives back an equivalent spec.
+    """
+
+    name: str
+    inputs: dict[str, dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    outputs: list[str]
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    loss: str | None = None
+    doc: str | None = None
+    seed: int = 0
+    train: dict[str, Any] | None = None
+    source: str | None = field(default=None, compare=False)  # file name, for messages
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"graphc": FORMAT, "name": self.name}
+        if self.doc is not None:
+            out["doc"] = self.doc
+        if self.seed:
+            out["seed"] = self.seed
+        out["inputs"] = copy.deepcopy(self.inputs)
+        if self.params:
+            out["params"] = copy.deepcopy(self.params)
+        out["nodes"] = copy.deepcopy(self.nodes)
+        out["outputs"] = list(self.outputs)
+        if self.loss is not None:
+            out["loss"] = self.loss
+        if self.train is not None:
+            out["train"] = copy.deepcopy(self.train)
+        return out
+
+    def to_json_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    def node(self, node_id: str) -> dict[str, Any]:
+        return next(n for n in self.nodes if n["id"] == node_id)
+
+    def _repr_svg_(self) -> str:  # Jupyter shows a Graph as its diagram
+        from graphc.viz import viz
+        return viz(self)._repr_image_svg_xml()
+
+
+def parse_text(text: str, source: str | None = None) -> dict[str, Any]:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpecError(f"invalid JSON: {e.msg}", place=f"line {e.lineno}, column {e.colno}",
+                        source=source) from None
+
+
+def read(src: Any) -> tuple[dict[str, Any], str | None]:
+    """A spec dict and its source name from a path, a JSON string or a dict."""
+    if isinstance(src, dict):
+        return copy.deepcopy(src), None
+    if isinstance(src, (str, os.PathLike)):
+        text = str(src)
+        if isinstance(src, str) and text.lstrip().startswith("{"):
+            return parse_text(text, "<string>"), "<string>"
+        path = Path(src)
+        if not path.exists():
+            raise SpecError("no such file", source=str(path),
+                            hint="check the path, or pass the spec as a dict or JSON text")
+        if path.is_dir():
+            raise SpecError("is a directory, not a spec file", source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"cannot read: {e}", source=str(path)) from None
+        return parse_text(text, str(path)), str(path)
+    raise SpecError(f"cannot load a spec from {type(src).__name__}",
+                    hint="pass a file path, a JSON string, a dict or a graphc.Graph")
+
+
+def from_dict(spec: dict[str, Any], source: str | None = None) -> Graph:
+    """Check the spec's structure against the schema and build a Graph (not yet
+    checked semantically: see graphc.passes.validate)."""
+    check_structure(spec, source)
+    return Graph(name=spec["name"], doc=spec.get("doc"), seed=spec.get("seed", 0),
+                 inputs=spec["inputs"], params=spec.get("params", {}), nodes=spec["nodes"],
+                 outputs=spec["outputs"], loss=spec.get("loss"), train=spec.get("train"),
+                 source=source)
+
+
+def json_path(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def check_structure(spec: Any, source: str | None = None) -> None:
+    if not isinstance(spec, dict):
+        raise SpecError(f"a spec is a JSON object, not {type(spec).__name__}", source=source)
+    for key in spec:
+        if key not in TOP_KEYS:
+            raise SpecError(f"unknown key {key!r}", place="(top level)", source=source,
+                            hint=did_you_mean(key, TOP_KEYS) or "known keys: " + ", ".join(TOP_KEYS))
+    if "graphc" in spec and spec["graphc"] != FORMAT:
+        raise SpecError(f"unsupported format {spec['graphc']!r}", place="graphc", source=source,
+                        hint=f"this graphc reads format {FORMAT}")
+    errors = sorted(jsonschema.Draft202012Validator(schema(structural=True)).iter_errors(spec),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        e = jsonschema.exceptions.best_match(errors)
+        msg = e.message
+        hint = None
+        if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+            allowed = list(e.schema.get("properties", {}))
+            extra = [k for k in e.instance if k not in allowed]
+            msg = f"unknown key {extra[0]!r}" if extra else msg
+            hint = (did_you_mean(extra[0], allowed) if extra else None) or \
+                "known keys: " + ", ".join(allowed)
+        raise SpecError(msg, place=json_path(e.absolute_path), hint=hint, source=source)
+
+
+def schema(structural: bool = False) -> dict[str, Any]:
+    """The JSON Schema of the spec format. `structural=True` leaves op names and
+    attributes to the semantic checks, which give better messages."""
+    dim = {"anyOf": [{"type": "integer", "minimum": 0},
+                     {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                      "description": "a symbolic dimension, e.g. B"}]}
+    init = {"anyOf": [{"type": "number"}, {"type": "array"},
+                      {"enum": list(initializers.NAMES)},
+                      {"type": "object", "required": ["name"],
+                       "properties": {"name": {"enum": list(initializers.NAMES)}}}]}
+    node: dict[str, Any] = {
+        "type": "object", "required": ["id", "op"], "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "minLength": 1},
+            "op": {"type": "string"} if structural else
+            {"enum": sorted(op.name for op in public_ops())},
+            "inputs": {"type": "array", "items": {"anyOf": [{"type": "string"},
+                                                            {"type": "number"}]}},
+            "attrs": {"type": "object"},
+            "doc": {"type": "string"}}}
+    if not structural:
+        node["allOf"] = [
+            {"if": {"properties": {"op": {"const": op.name}}},
+             "then": {"properties": {"attrs": {
+                 "type": "object", "additionalProperties": False,
+                 "properties": {k: a.json_schema() for k, a in op.attrs.items()}}},
+                 "description": op.formula}}
+            for op in sorted(public_ops(), key=lambda o: o.name)]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://graphc.dev/schema/spec-1.json",
+        "title": "graphc model spec, format 1",
+        "type": "object", "required": ["graphc", "name", "inputs", "nodes", "outputs"],
+        "additionalProperties": False,
+        "properties": {
+            "graphc": {"const": FORMAT},
+            "name": {"type": "string", "minLength": 1},
+            "doc": {"type": "string"},
+            "seed": {"type": "integer"},
+            "inputs": {"type": "object", "additionalProperties": {"$ref": "#/$defs/input"}},
+            "params": {"type": "object", "additionalProperties": {"$ref": "#/$defs/param"}},
+            "nodes": {"type": "array", "items": {"$ref": "#/$defs/node"}},
+            "outputs": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "loss": {"type": "string"},
+            "train": {"type": "object"}},
+        "$defs": {
+            "shape": {"type": "array", "items": dim},
+            "input": {"type": "object", "required": ["shape"], "additionalProperties": False,
+                      "properties": {"shape": {"$ref": "#/$defs/shape"},
+                                     "dtype": {"enum": list(DTYPES)},
+                                     "value": {"type": ["number", "array"]},
+                                     "doc": {"type": "string"}}},
+            "param": {"type": "object", "required": ["shape"], "additionalProperties": False,
+                      "properties": {"shape": {"type": "array",
+                                               "items": {"type": "integer", "minimum": 0}},
+                                     "init": init, "doc": {"type": "string"}}},
+            "node": node}}
+
+
+def ops_by_family() -> dict[str, list]:
+    out: dict[str, list] = {}
+    for op in public_ops():
+        out.setdefault(op.family, []).append(op)
+    return out
+
+
+assert REGISTRY  # ops are registered by importing graphc.ops above
