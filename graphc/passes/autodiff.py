@@ -39,6 +39,7 @@ def differentiate(program: Program, wrt: Iterable[str] = ()) -> Program:
 
     relevant = _between(prog, set(targets.values()), prog.loss)
     em = IREmitter(prog)
+    em.backward = True
     parts: dict[str, list[Ref]] = {prog.loss: [em.const(1.0)]}
     final = prog.grad_map
     for node in reversed(list(program)):  # reverse schedule order of the forward nodes

@@ -19,7 +19,7 @@ class IREmitter:
     def __init__(self, program: Program, place: str | None = None, source: str | None = None):
         self.program, self.place, self.source = program, place, source
         self.group: str | None = None  # composite being expanded
-        self.grad_of: str | None = None
+        self.backward = False  # gradient nodes are anonymous: they have no spec name
         self._consts: dict[float, str] = {}
         self._names: dict[str, int] = {}
 
@@ -76,7 +76,7 @@ class IREmitter:
     # Naming -------------------------------------------------------------------------
     def _auto_name(self, op: str) -> str | None:
         """Nodes inside a composite are named `<layer>.<op>` (then `_1`, `_2`, ...)."""
-        if self.group is None:
+        if self.group is None or self.backward:
             return None
         base = f"{self.group}.{op}"
         k = self._names.get(base, 0)

@@ -1,0 +1,265 @@
+"""The `graphc` command line (click). Commands that need heavy imports (Numba, Graphviz)
+live in their own modules and are loaded only when called."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from graphc.errors import GraphcError, InputError
+
+# command name -> "module:attribute", imported on first use
+LAZY_COMMANDS = {
+    "compile": "graphc.cli_compile:compile_cmd",
+    "viz": "graphc.cli_viz:viz_cmd",
+    "train": "graphc.cli_train:train_cmd",
+    "lr-find": "graphc.cli_train:lr_find_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        lazy = [n for n, target in LAZY_COMMANDS.items() if _module_exists(target)]
+        return sorted([*super().list_commands(ctx), *lazy])
+
+    def get_command(self, ctx, name):
+        if name in LAZY_COMMANDS and _module_exists(LAZY_COMMANDS[name]):
+            module, attr = LAZY_COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+
+def _module_exists(target: str) -> bool:
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def friendly(fn):
+    """Turn graphc's own errors (and file errors) into one `error:` line and exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GraphcError as e:
+            fail(str(e))
+        except OSError as e:
+            fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except KeyboardInterrupt:
+            fail("interrupted")
+
+    return wrapper
+
+
+def load_spec(path: str):
+    import graphc
+
+    return graphc.load(Path(path))
+
+
+def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
+    """`--set NAME=VALUE`: VALUE is a JSON number or nested list, or @file.npy."""
+    out: dict[str, Any] = {}
+    for item in items:
+        name, eq, text = item.partition("=")
+        if not eq or not name:
+            raise InputError(f"--set {item!r}: expected NAME=VALUE, e.g. --set x=[1,2] "
+                             "or --set x=@x.npy")
+        if text.startswith("@"):
+            try:
+                out[name] = np.load(text[1:], allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise InputError(f"--set {name}: cannot read {text[1:]!r} as a .npy file "
+                                 f"({e})") from None
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"--set {name}: {text!r} is not a JSON number or list "
+                             f"({e.msg} at column {e.colno})") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+            raise InputError(f"--set {name}: expected a number or a nested list, got {text!r}")
+        try:
+            np.asarray(value, dtype=float)
+        except (ValueError, TypeError):
+            raise InputError(f"--set {name}: {text!r} is not a regular array of numbers") from None
+        out[name] = value
+    return out
+
+
+def set_option(fn):
+    return click.option("--set", "sets", multiple=True, metavar="NAME=VALUE",
+                        help="An input value: a JSON number or nested list, or @file.npy.")(fn)
+
+
+def fmt_array(a: np.ndarray, precision: int = 4) -> str:
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return f"{float(a):.{precision}g}"
+    return np.array2string(a, precision=precision, threshold=20, edgeitems=3,
+                           max_line_width=88, suppress_small=True)
+
+
+def to_jsonable(a: np.ndarray) -> Any:
+    a = np.asarray(a)
+    return a.item() if a.ndim == 0 else a.tolist()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="graphc")
+def main() -> None:
+    """graphc: compile neural-network specs into fast kernels and annotated diagrams."""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@friendly
+def check(spec: str) -> None:
+    """Validate SPEC; print its shapes and parameter counts."""
+    from graphc.passes import forward_program
+
+    g = load_spec(spec)
+    prog = forward_program(g)
+    click.echo(f"{g.name}: ok" + (f"  ({g.doc})" if g.doc else ""))
+    click.echo(f"  {len(g.nodes)} spec nodes, {sum(n.op not in ('input', 'param', 'const') for n in prog)}"
+               " primitive ops after expanding layers")
+    click.echo("inputs")
+    for name, i in prog.inputs.items():
+        click.echo(f"  {name:<24} {_shape_text(prog[i])}")
+    click.echo("params")
+    total = 0
+    for name, i in prog.params.items():
+        n = int(np.prod(prog[i].shape))
+        total += n
+        click.echo(f"  {name:<24} {_shape_text(prog[i]):<20} {n:>12,}")
+    click.echo(f"  {'total':<24} {'':<20} {total:>12,}")
+    click.echo("outputs")
+    for name, i in prog.outputs.items():
+        click.echo(f"  {name:<24} {_shape_text(prog[i])}")
+    if prog.loss is not None:
+        click.echo(f"loss\n  {g.loss:<24} {_shape_text(prog[prog.loss])}")
+
+
+def _shape_text(node) -> str:
+    return f"{node.dtype}[{', '.join(map(str, node.shape))}]"
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--backend", type=click.Choice(["numpy", "cpu", "cuda"]), default="numpy",
+              show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64",
+              show_default=True)
+@friendly
+def run(spec: str, sets: tuple[str, ...], as_json: bool, backend: str, dtype: str) -> None:
+    """Run SPEC forward and backward; print outputs, loss and gradients."""
+    import graphc
+
+    model = graphc.compile(load_spec(spec), backend=backend, dtype=dtype)
+    inputs = parse_sets(sets)
+    outputs = model.forward(**inputs)
+    loss, grads = (model.grad(**inputs) if model.program.loss is not None else (None, {}))
+    if as_json:
+        click.echo(json.dumps({"outputs": {k: to_jsonable(v) for k, v in outputs.items()},
+                               "loss": loss, "grads": {k: to_jsonable(v) for k, v in grads.items()}}))
+        return
+    click.echo("outputs")
+    for k, v in outputs.items():
+        click.echo(f"  {k} = {_indent(fmt_array(v), len(k) + 5)}")
+    if loss is not None:
+        click.echo(f"loss = {loss:.6g}")
+        click.echo("gradients")
+        for k, v in grads.items():
+            click.echo(f"  d{g_name(model)}/d{k} = {_indent(fmt_array(v), len(k) + 8)}")
+
+
+def g_name(model) -> str:
+    return model.graph.loss or "loss"
+
+
+def _indent(text: str, n: int) -> str:
+    return text.replace("\n", "\n" + " " * n)
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@set_option
+@click.option("--eps", default=1e-6, show_default=True, help="Finite-difference step.")
+@click.option("--tol", default=1e-5, show_default=True, help="Largest relative error accepted.")
+@click.option("--max-elements", default=20, show_default=True,
+              help="Elements checked per tensor (chosen at random when there are more).")
+@friendly
+def gradcheck(spec: str, sets: tuple[str, ...], eps: float, tol: float, max_elements: int) -> None:
+    """Compare analytic gradients with finite differences (float64); exit 1 on a mismatch."""
+    from graphc.gradcheck import gradcheck as run_check
+
+    g = load_spec(spec)
+    if g.loss is None:
+        raise InputError("the spec has no loss, so there are no gradients to check "
+                         '(add "loss": "<name of a scalar node>")')
+    rows = run_check(g, parse_sets(sets), eps=eps, tol=tol, max_elements=max_elements)
+    click.echo(f"{'value':<24} {'checked':>9} {'max abs err':>12} {'max rel err':>12}")
+    for r in rows:
+        mark = "ok" if r.ok else "MISMATCH"
+        click.echo(f"{r.name:<24} {r.checked:>4}/{r.size:<4} {r.max_abs:>12.2e} "
+                   f"{r.max_rel:>12.2e}  {mark}")
+    bad = [r.name for r in rows if not r.ok]
+    if bad:
+        fail(f"gradients of {', '.join(bad)} differ from finite differences by more than {tol:g}")
+    click.echo(f"all {len(rows)} gradients agree within {tol:g}")
+
+
+@main.command()
+@click.argument("name", required=False)
+def ops(name: str | None) -> None:
+    """The op catalogue with formulas (or one op, by NAME)."""
+    from graphc.errors import did_you_mean
+    from graphc.spec import ops_by_family
+
+    families = ops_by_family()
+    if name is not None:
+        found = [op for ops_ in families.values() for op in ops_ if op.name == name]
+        if not found:
+            hint = did_you_mean(name, [o.name for v in families.values() for o in v])
+            fail(f"unknown op {name!r}" + (f" ({hint})" if hint else "; see `graphc ops`"))
+        families = {found[0].family: found}
+    for family, members in families.items():
+        click.echo(click.style(family, bold=True))
+        for op in members:
+            attrs = ", ".join(f"{k}={_default(a)}" for k, a in op.attrs.items())
+            sig = f"{op.name}({', '.join(op.inputs)}{'; ' + attrs if attrs else ''})"
+            click.echo(f"  {sig}")
+            click.echo(f"      {op.formula}")
+            if op.gradient:
+                click.echo(f"      gradient: {op.gradient}")
+
+
+def _default(a) -> str:
+    from graphc.ops.registry import REQUIRED
+
+    return "required" if a.default is REQUIRED else json.dumps(a.default)
+
+
+@main.command()
+def schema() -> None:
+    """The JSON Schema of the spec format."""
+    from graphc.spec import schema as spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
