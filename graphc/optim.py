@@ -15,6 +15,22 @@ import numpy as np
 from graphc.ops.registry import EXPR_FUNCTIONS
 
 
+def clip_gradients(grads: dict[str, np.ndarray], max_norm: float | None = None,
+                   max_value: float | None = None) -> float:
+    """Clip in place as torch.nn.utils does (value first, then global norm); returns the
+    global norm before norm clipping."""
+    if max_value is not None:
+        for k in grads:
+            grads[k] = np.clip(grads[k], -max_value, max_value)
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+    if max_norm is not None:
+        coef = max_norm / (norm + 1e-6)
+        if coef < 1.0:
+            for k in grads:
+                grads[k] = grads[k] * np.asarray(coef, dtype=grads[k].dtype)
+    return norm
+
+
 class Optimizer:
     """Base class. Subclasses set `slots` (per-param state arrays, zero-initialized),
     `hyper` (runtime scalars) and `update_lines()`.

@@ -18,6 +18,7 @@ from graphc import init as initializers
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError, did_you_mean
 from graphc.ir import FLOAT, FLOAT_DTYPES, Program, format_shape
+from graphc.optim import clip_gradients
 from graphc.passes import forward_program, grad_program
 from graphc.spec import Graph
 
@@ -97,14 +98,27 @@ class Model:
         loss, *grads = fn(self.feeds(prog, inputs))
         return float(loss), dict(zip(prog.grads, grads))
 
-    def train_step(self, optimizer: Any, **inputs: Any) -> float:
-        """One forward, backward and update; returns the loss before the update."""
+    def train_step(self, optimizer: Any, *, clip_grad_norm: float | None = None,
+                   clip_grad_value: float | None = None, **inputs: Any) -> float:
+        """One forward, backward and update; returns the loss before the update.
+
+        Gradients are clipped first when asked, as torch.nn.utils.clip_grad_norm_ /
+        clip_grad_value_ do. Compiled backends run all of it as one call.
+        """
         fused = getattr(self.backend, "train_step", None)
         if fused is not None:
-            return fused(self, optimizer, inputs)
+            return fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
+                         clip_grad_value=clip_grad_value)
         loss, grads = self.grad(**inputs)
+        clip_gradients(grads, clip_grad_norm, clip_grad_value)
         optimizer.step(self.params, grads)
         return loss
+
+    def fit(self, data: Mapping[str, Any], **options: Any):
+        """Train on arrays named after the inputs; see graphc.train.fit for the options."""
+        from graphc.train import fit
+
+        return fit(self, data, **options)
 
     def trace(self, wrt: Iterable[str] | None = None, **inputs: Any) -> Trace:
         """Run the NumPy reference and keep every value and gradient, node by node.
