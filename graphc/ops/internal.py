@@ -21,7 +21,7 @@ def _accumulate_shape(shapes: list[Shape], attrs: dict) -> Shape:
 
 _internal(name="accumulate", inputs=("x*",), symbol="Σ", kind="elementwise",
           formula="y = x0 + x1 + ... (the sum of gradients at a fork)",
-          shape=_accumulate_shape, ref=lambda *xs: sum(xs[1:], xs[0]),
+          shape=_accumulate_shape, ref=lambda *xs, n: sum(xs[1:], xs[0]),
           expr=lambda a: " + ".join(f"x{i}" for i in range(a["n"])),
           attrs={"n": Attr("int", doc="number of inputs")})
 
