@@ -33,8 +33,9 @@ def grad_program(forward: Program, wrt: Iterable[str] = (), *, keep_outputs: boo
     prog = differentiate(forward, wrt)
     if dump:
         dump("differentiate", prog)
-    if keep_all:
-        keep = [n.id for n in prog]
+    if keep_all:  # every forward value, every gradient and every fork contribution
+        keep = [*forward.nodes, *prog.grad_map.values(), *prog.grads.values(),
+                *(c for parts in prog.contributions.values() for _, c in parts)]
     else:
         keep = [prog.loss, *prog.grads.values()]
         if keep_outputs:
