@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from graphc.errors import CompileError, GraphcError, InputError, SpecError
-from graphc.sugar import F
 from graphc.spec import Graph
+from graphc.sugar import F
 
 __version__ = "0.1.0"
 

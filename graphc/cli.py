@@ -132,8 +132,8 @@ def check(spec: str) -> None:
     g = load_spec(spec)
     prog = forward_program(g)
     click.echo(f"{g.name}: ok" + (f"  ({g.doc})" if g.doc else ""))
-    click.echo(f"  {len(g.nodes)} spec nodes, {sum(n.op not in ('input', 'param', 'const') for n in prog)}"
-               " primitive ops after expanding layers")
+    n_ops = sum(n.op not in ("input", "param", "const") for n in prog)
+    click.echo(f"  {len(g.nodes)} spec nodes, {n_ops} primitive ops after expanding layers")
     click.echo("inputs")
     for name, i in prog.inputs.items():
         click.echo(f"  {name:<24} {_shape_text(prog[i])}")
@@ -174,7 +174,8 @@ def run(spec: str, sets: tuple[str, ...], as_json: bool, backend: str, dtype: st
     loss, grads = (model.grad(**inputs) if model.program.loss is not None else (None, {}))
     if as_json:
         click.echo(json.dumps({"outputs": {k: to_jsonable(v) for k, v in outputs.items()},
-                               "loss": loss, "grads": {k: to_jsonable(v) for k, v in grads.items()}}))
+                               "loss": loss,
+                               "grads": {k: to_jsonable(v) for k, v in grads.items()}}))
         return
     click.echo("outputs")
     for k, v in outputs.items():

@@ -26,6 +26,8 @@ def format_shape(shape: Shape) -> str:
 
 def broadcast_shapes(*shapes: Shape) -> Shape:
     """NumPy broadcasting over possibly symbolic shapes; raises ValueError on mismatch."""
+    if all(s == shapes[0] for s in shapes[1:]):
+        return shapes[0]
     ndim = max((len(s) for s in shapes), default=0)
     out: list[Dim] = []
     for i in range(ndim):

@@ -22,7 +22,8 @@ def clip_gradients(grads: dict[str, np.ndarray], max_norm: float | None = None,
     if max_value is not None:
         for k in grads:
             grads[k] = np.clip(grads[k], -max_value, max_value)
-    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in grads.values())))
+    norm = float(np.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64)))
+                             for g in grads.values())))
     if max_norm is not None:
         coef = max_norm / (norm + 1e-6)
         if coef < 1.0:

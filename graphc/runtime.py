@@ -177,7 +177,8 @@ class Model:
         self.params = read_params(path, self.params)
 
 
-def init_params(program: Program, dtype: np.dtype, seed: int | None = None) -> dict[str, np.ndarray]:
+def init_params(program: Program, dtype: np.dtype,
+                seed: int | None = None) -> dict[str, np.ndarray]:
     seed = program.seed if seed is None else seed
     return {name: initializers.initialize(program.param_init[name],
                                           tuple(program[i].shape), seed, name, dtype)

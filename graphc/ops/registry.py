@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.special
 
 from graphc.errors import did_you_mean
-from graphc.ir import FLOAT, Shape, broadcast_shapes
+from graphc.ir import Shape, broadcast_shapes
 
 REQUIRED = object()
 
@@ -170,11 +169,17 @@ def _softplus(z):
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _erf(z):
+    import scipy.special  # imported on first use: it costs 0.2 s at start-up
+
+    return scipy.special.erf(z)
+
+
 # The functions an elementwise expression may call, as NumPy ufuncs. Compiled backends
 # provide scalar functions of the same names.
 EXPR_FUNCTIONS: dict[str, Callable] = {
     "exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
-    "abs": np.abs, "tanh": np.tanh, "erf": scipy.special.erf, "where": np.where,
+    "abs": np.abs, "tanh": np.tanh, "erf": _erf, "where": np.where,
     "maximum": np.maximum, "minimum": np.minimum, "sigmoid": _sigmoid, "softplus": _softplus,
 }
 

@@ -19,6 +19,13 @@ from graphc.sugar import Ref
 
 
 def lower(graph: Graph) -> Program:
+    """The lowered Program (computed once per Graph; passes copy before changing it)."""
+    if graph._program is None:
+        graph._program = _lower(graph)
+    return graph._program
+
+
+def _lower(graph: Graph) -> Program:
     order = validate(graph)
     src = graph.source
     prog = Program(name=graph.name, doc=graph.doc, seed=graph.seed)
