@@ -49,8 +49,9 @@ _internal(name="expand", inputs=("x", "like"), symbol="expand", kind="shape",
 
 def _expand_dims_shape(shapes, a):
     out = list(shapes[0])
-    n = len(out) + len(a["axes"])
-    for ax in sorted(i % n for i in a["axes"]):
+    axes = (a["axes"],) if isinstance(a["axes"], int) else a["axes"]
+    n = len(out) + len(axes)
+    for ax in sorted(i % n for i in axes):
         out.insert(ax, 1)
     return tuple(out)
 

@@ -5,7 +5,7 @@ stable because the primitives are: log_softmax and softplus never overflow.
 """
 
 from graphc.ir import format_shape
-from graphc.ops.registry import Attr, Op, register
+from graphc.ops.registry import Attr, Op, elementwise, register
 from graphc.sugar import F
 
 REDUCTION = {"reduction": Attr("str", "mean", choices=("mean", "sum"))}
@@ -75,10 +75,18 @@ _loss("cross_entropy", ("logits", "labels"),
       int_inputs=(1,), symbol="CE")
 
 
+# BCE's terms as one elementwise op, so that its derivative can be PyTorch's: logs clamped
+# at -100 and p(1 - p) at 1e-12 keep p = 0 and p = 1 finite in both directions.
+elementwise("bce_terms", ("p", "t"),
+            "-(t * maximum(log(p), -100.0) + (1.0 - t) * maximum(log(1.0 - p), -100.0))",
+            family="losses", symbol="BCE", internal=True,
+            formula="-(y log p + (1 - y) log(1 - p)), logs clamped at -100",
+            deriv=("(p - t) / maximum(p * (1.0 - p), 1e-12)",
+                   "maximum(log(1.0 - p), -100.0) - maximum(log(p), -100.0)"))
+
+
 def _bce(xs, at, layer):
-    p, y = xs  # logs clamped at -100 as PyTorch does, so p = 0 or 1 stays finite
-    log_p, log_q = F.maximum(F.log(p), -100.0), F.maximum(F.log(1.0 - p), -100.0)
-    return _reduce(-(y * log_p + (1.0 - y) * log_q), at)
+    return _reduce(F.bce_terms(*xs), at)
 
 
 _loss("binary_cross_entropy", ("probability", "target"),

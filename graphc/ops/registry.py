@@ -227,6 +227,7 @@ def elementwise(name: str, inputs: tuple[str, ...], expr: str | Callable[[dict],
             min_inputs=min_inputs)
     op.ref = _expr_ref(op)
     if deriv is not None:
+        assert "y" not in inputs, "derivative expressions call the output y"
         parts = []
         for i, d in enumerate(deriv):
             dname = f"{name}'" if len(inputs) == 1 else f"{name}'{inputs[i]}"

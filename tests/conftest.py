@@ -1,0 +1,19 @@
+"""Shared test helpers. Numba's cache goes to a per-session temporary directory so that
+tests never read or pollute the user's cache."""
+
+import os
+import tempfile
+
+os.environ.setdefault("GRAPHC_CACHE_DIR", tempfile.mkdtemp(prefix="graphc-test-cache-"))
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def examples() -> Path:
+    return EXAMPLES
