@@ -246,7 +246,8 @@ def schema(structural: bool = False) -> dict[str, Any]:
             "param": {"type": "object", "required": ["shape"], "additionalProperties": False,
                       "properties": {"shape": {"type": "array",
                                                "items": {"type": "integer", "minimum": 0}},
-                                     "init": init, "doc": {"type": "string"}}},
+                                     "init": {} if structural else init,
+                                     "doc": {"type": "string"}}},
             "node": node}}
 
 
