@@ -1,0 +1,130 @@
+"""The Python front end and JSON give the same Graph; specs round-trip through JSON."""
+
+import json
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc import F
+
+
+def neuron_in_python():
+    b = graphc.Builder("sigmoid neuron (decomposed)",
+                       doc="f(w, x) = 1 / (1 + exp(-(w0 x0 + w1 x1 + w2))), the backprop "
+                           "figure of the lectures")
+    x0, x1 = b.input("x0", [], value=-1.0), b.input("x1", [], value=-2.0)
+    w0, w1, w2 = (b.param(n, [], init=v) for n, v in (("w0", 2.0), ("w1", -3.0), ("w2", -3.0)))
+    t0 = b.name("t0", w0 * x0)
+    t1 = b.name("t1", w1 * x1)
+    t01 = b.name("t01", t0 + t1)
+    t012 = b.name("t012", t01 + w2)
+    nt = b.name("nt", -t012)
+    e = b.name("e", F.exp(nt))
+    d = b.name("d", 1 + e)
+    f = b.name("f", F.reciprocal(d))
+    return b.build(outputs=[f], loss=f)
+
+
+def test_builder_gives_the_json_graph(examples):
+    g_py = neuron_in_python()
+    g_json = graphc.load(examples / "neuron.json")
+    assert g_py == g_json
+    assert g_py.to_json() == g_json.to_json()
+
+
+def test_json_round_trip(examples):
+    for path in sorted(examples.glob("*.json")):
+        g = graphc.load(path)
+        again = graphc.load(json.loads(json.dumps(g.to_json())))
+        assert again == g, path.name
+        assert graphc.load(g.to_json_text()) == g  # JSON text loads too
+
+
+def test_builder_auto_ids_attrs_and_layers():
+    b = graphc.Builder("mlp", seed=3)
+    x = b.input("x", ["B", 4])
+    y = b.input("y", ["B"], dtype="int64")
+    h = b.node("dense", x, id="fc1", units=8, activation="relu")
+    logits = F.dense(h, units=3)
+    loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+    g = b.build(outputs=[logits], loss=loss)
+    assert [n["id"] for n in g.nodes] == ["fc1", "dense_0", "cross_entropy_0"]
+    assert g.seed == 3 and g.nodes[2]["attrs"] == {"label_smoothing": 0.1}
+    m = graphc.compile(g, backend="numpy")
+    assert set(m.params) == {"fc1.W", "fc1.b", "dense_0.W", "dense_0.b"}
+    loss_value, _ = m.grad(x=np.ones((2, 4)), y=[0, 2])
+    assert np.isfinite(loss_value)
+
+
+def test_builder_errors_are_spec_errors():
+    b = graphc.Builder("bad")
+    x = b.input("x", [3])
+    with pytest.raises(graphc.SpecError, match="already used"):
+        b.input("x", [3])
+    y = F.exp(x)
+    with pytest.raises(graphc.SpecError, match="unknown op 'expp'"):
+        b2 = graphc.Builder("bad2")
+        F.expp(b2.input("z", [2]))
+        b2.build(outputs=["expp_0"])
+    other = graphc.Builder("other").input("o", [3])
+    with pytest.raises(graphc.SpecError, match="another Builder"):
+        y + other
+
+
+def test_load_accepts_dicts_text_paths_and_graphs(examples):
+    path = examples / "fork.json"
+    g = graphc.load(path)
+    assert graphc.load(str(path)) == g
+    assert graphc.load(path.read_text()) == g
+    assert graphc.load(json.loads(path.read_text())) == g
+    assert graphc.load(g) is g
+    with pytest.raises(graphc.SpecError, match="cannot load a spec from int"):
+        graphc.load(42)
+
+
+def test_seeded_initializers_are_reproducible_and_per_name():
+    spec = {"graphc": 1, "name": "init", "seed": 5, "inputs": {"x": {"shape": [4]}},
+            "params": {n: {"shape": [30, 20], "init": n} for n in
+                       ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal",
+                        "orthogonal", "normal", "uniform", "zeros", "ones")},
+            "nodes": [{"id": "y", "op": "exp", "inputs": ["x"]}], "outputs": ["y"]}
+    a = graphc.compile(spec, backend="numpy", dtype="float64").params
+    b = graphc.compile(spec, backend="numpy", dtype="float64").params
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert np.std(a["he_normal"]) == pytest.approx(np.sqrt(2 / 30), rel=0.1)
+    assert np.std(a["xavier_uniform"]) == pytest.approx(np.sqrt(2 / 50), rel=0.1)
+    assert np.abs(a["he_uniform"]).max() <= np.sqrt(6 / 30)
+    q = a["orthogonal"]
+    np.testing.assert_allclose(q.T @ q, np.eye(20), atol=1e-10)
+    assert a["zeros"].sum() == 0 and a["ones"].sum() == 600
+    spec["seed"] = 6
+    c = graphc.compile(spec, backend="numpy", dtype="float64").params
+    assert not np.array_equal(a["normal"], c["normal"])
+    spec["params"]["extra"] = {"shape": [2], "init": "normal"}
+    d = graphc.compile(spec, backend="numpy", dtype="float64").params
+    np.testing.assert_array_equal(c["normal"], d["normal"])  # adding a param changes no other
+
+
+def test_save_and_load_params(tmp_path, examples):
+    m = graphc.compile(examples / "mnist_mlp.json", backend="numpy")
+    m.params["logits.b"][:] = 7
+    m.save(tmp_path / "p.npz")
+    m2 = graphc.compile(examples / "mnist_mlp.json", backend="numpy")
+    m2.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(m2.params["logits.b"], 7)
+    other = graphc.compile(examples / "neuron.json", backend="numpy")
+    with pytest.raises(graphc.InputError, match="has no array for param 'w0'"):
+        other.load(tmp_path / "p.npz")
+
+
+def test_schema_is_valid_and_lists_every_public_op():
+    import jsonschema
+
+    from graphc.ops import public_ops
+    from graphc.spec import schema
+
+    s = schema()
+    jsonschema.Draft202012Validator.check_schema(s)
+    assert set(s["$defs"]["node"]["properties"]["op"]["enum"]) == {o.name for o in public_ops()}
