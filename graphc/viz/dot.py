@@ -1,0 +1,336 @@
+"""Graph (+ Trace) -> graphviz.Digraph, in the lectures' visual grammar.
+
+Values travel on edges: each edge carries its forward value above the line (green) and
+its gradient below (red). Op nodes are small and show the op's symbol; a value with
+several consumers passes a Σ node where the backward pass sums their contributions.
+Spec names appear only inside escaped HTML-like labels; DOT names come from IR ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import graphviz
+import numpy as np
+
+from graphc.ir import numel
+from graphc.ops import REGISTRY
+from graphc.viz.scene import Scene, Unit
+from graphc.viz.style import Theme, esc, fmt_array, fmt_grad, fmt_int, fmt_shape
+
+HIDDEN = "transparent"  # text not computed yet in a frame: laid out, not shown
+
+
+@dataclass
+class Options:
+    """What a diagram shows (see `graphc.viz.viz` for the user-facing names)."""
+
+    theme: Theme
+    values: bool = True
+    grads: bool = True
+    digits: int = 2
+    rankdir: str = "LR"
+    title: bool = True
+
+
+@dataclass
+class Mask:
+    """A step-through frame's view: what has been computed so far, and the focus."""
+
+    values: set[str] | None = None  # forward ids whose values are shown (None: all)
+    grads: set[str] | None = None  # gradient / contribution ids shown (None: all)
+    current: str | None = None  # DOT name of the current node
+    hot: set[str] = field(default_factory=set)  # DOT names drawn highlighted
+
+    def shows_value(self, i: str) -> bool:
+        return self.values is None or i in self.values
+
+    def shows_grad(self, ids: Iterable[str | None]) -> bool:
+        ids = [i for i in ids if i is not None]
+        return self.grads is None or (bool(ids) and all(i in self.grads for i in ids))
+
+
+def new_digraph(opts: Options) -> graphviz.Digraph:
+    t = opts.theme
+    dot = graphviz.Digraph(name="graphc")  # the graph's DOT name is never a spec name
+    dot.attr(rankdir=opts.rankdir, nodesep="0.25", ranksep="0.3", bgcolor="white",
+             fontname=t.font, fontsize="12", newrank="true")
+    dot.attr("node", fontname=t.font, fontsize="12", color=t.line, penwidth="1.2")
+    dot.attr("edge", fontname=t.font, fontsize="11", color=t.line, arrowsize="0.6")
+    return dot
+
+
+def _font(text: str, color: str, size: int | None = None, bold: bool = False) -> str:
+    size_attr = f' point-size="{size}"' if size else ""
+    body = f"<b>{text}</b>" if bold else text
+    return f'<font color="{color}"{size_attr}>{body}</font>'
+
+
+def _table(rows: list[str], **attrs: str) -> str:
+    extra = "".join(f' {k}="{v}"' for k, v in attrs.items())
+    return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="1"{extra}>'
+            + "".join(rows) + "</table>>")
+
+
+def _row(cell: str, **attrs: str) -> str:
+    extra = "".join(f' {k}="{v}"' for k, v in attrs.items())
+    return f"<tr><td{extra}>{cell}</td></tr>"
+
+
+def _title(name: str, opts: Options, grads: bool) -> str:
+    t = opts.theme
+    rows = [_row(_font(esc(name), t.line, 14, bold=True))]
+    if grads:
+        rows.append(_row(_font("value above each edge", t.value, 10) + _font(" · ", t.muted, 10)
+                         + _font("gradient below", t.grad, 10)))
+    return _table(rows)
+
+
+# ---- the forward diagram ------------------------------------------------------------
+
+def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph:
+    """The forward diagram of a Scene, values and gradients on its edges."""
+    mask = mask or Mask()
+    t = opts.theme
+    show_grads = opts.grads and sc.values is not None and bool(sc.program.grad_map)
+    dot = new_digraph(opts)
+    if opts.title:
+        dot.attr(label=_title(sc.graph.name, opts, show_grads), labelloc="t")
+    clusters: dict[str | None, list[tuple[str, dict]]] = {}
+    edges: list[tuple[str, str, dict]] = []
+
+    def node(key: str, cluster: str | None, **attrs: str) -> None:
+        if key == mask.current:
+            attrs.update(fillcolor=t.highlight, style=_filled(attrs), penwidth="3",
+                         color=t.line, **{"class": "gc-current"})
+        elif key in mask.hot:
+            attrs.update(color=t.highlight, penwidth="2.5", **{"class": "gc-hot"})
+        clusters.setdefault(cluster, []).append((key, {"id": key, **attrs}))
+
+    def edge(tail: str, head: str, **attrs: str) -> None:
+        ends = {tail.split(":")[0], head.split(":")[0]}
+        if ends <= mask.hot | {mask.current}:
+            attrs.update(color=t.highlight, penwidth="2.5")
+        edges.append((tail, head, attrs))
+
+    for unit in sc.units.values():
+        node(unit.key, unit.group if not sc.collapsed else None, **_unit_attrs(sc, unit, opts,
+                                                                               show_grads, mask))
+    for key, const, dst in sc.consts:
+        value = sc.program[const].attrs["value"]
+        node(key, sc.units[dst].group, shape="plaintext", margin="0", width="0", height="0",
+             label=_table([_row(_font(esc(f"{value:g}"), t.muted, 10))]))
+        edge(key, dst, color=t.muted, arrowsize="0.4")
+
+    for v in sc.carried():
+        unit = sc.units[sc.producer(v)]
+        cl = unit.group if not sc.collapsed else None
+        wires = sc.wires_of(v)
+        top = _value_rows(sc, v, unit, opts, mask)
+        grad = _grad_rows(sc, [sc.grad_id(v)], sc.grad(v), opts, mask) if show_grads else []
+        tail = unit.key
+        if top or grad:
+            node(f"val_{v}", cl, **_label_node(top, grad, t))
+            edge(unit.key, f"val_{v}:m:w", arrowhead="none")
+            tail = f"val_{v}:m:e"
+        if show_grads and sc.is_fork(v):
+            fork = f"fork_{v}"
+            node(fork, cl, shape="circle", width="0.3", height="0.3", fixedsize="true",
+                 label=_table([_row(_font("Σ", t.grad, 12, bold=True))]), color=t.grad)
+            edge(tail, fork, arrowhead="none")
+            for j, w in enumerate(wires):
+                if not w.contribs:
+                    edge(fork, w.dst)
+                    continue
+                br = f"br_{v}_{j}"
+                g = _grad_rows(sc, w.contribs, sc.wire_grad(w), opts, mask)
+                node(br, cl, **_label_node(_value_rows(sc, v, unit, opts, mask, name=False), g, t))
+                edge(fork, f"{br}:m:w", arrowhead="none")
+                edge(f"{br}:m:e", w.dst)
+        else:
+            for w in wires:
+                edge(tail, w.dst)
+
+    for cluster, members in clusters.items():
+        if cluster is None:
+            for key, attrs in members:
+                dot.node(key, **attrs)
+            continue
+        with dot.subgraph(name=f"cluster_{_cluster_key(sc, cluster)}") as c:
+            layer = next((n for n in sc.graph.nodes if n.get("id") == cluster), {})
+            c.attr(label=_table([_row(_font(esc(cluster), t.line, 11, bold=True)
+                                      + _font(" " + esc(layer.get("op", "")), t.muted, 10))]),
+                   style="rounded,filled", fillcolor=t.group, color=t.muted, labeljust="l")
+            for key, attrs in members:
+                c.node(key, **attrs)
+    for tail, head, attrs in edges:
+        dot.edge(tail, head, **attrs)
+    return dot
+
+
+def _cluster_key(sc: Scene, group: str) -> str:
+    """A DOT-safe key for a layer: the position of its first node, not its name."""
+    first = next(i for i in sc.forward if sc.program[i].group == group)
+    return first
+
+
+def _filled(attrs: dict) -> str:
+    style = attrs.get("style", "")
+    return style if "filled" in style else ",".join(filter(None, [style, "filled"]))
+
+
+def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
+                name: bool = True) -> list[str]:
+    t = opts.theme
+    n = sc.program[v]
+    rows = []
+    head = []
+    if name and producer.kind != "source" and n.name is not None:
+        head.append(_font(esc(n.name), t.muted, 9))
+    if n.shape:
+        head.append(_font(esc(fmt_shape(n.shape)), t.muted, 9))
+    if head:
+        rows.append(_row(" ".join(head)))
+    value = sc.value(v)
+    if opts.values and value is not None:
+        color = t.value if mask.shows_value(v) else HIDDEN
+        rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
+    return rows
+
+
+def _grad_rows(sc: Scene, ids: list[str | None], g: np.ndarray | None, opts: Options,
+               mask: Mask) -> list[str]:
+    if g is None:
+        return []
+    color = opts.theme.grad if mask.shows_grad(ids) else HIDDEN
+    return [_row(_font(esc(fmt_grad(g, opts.digits)), color))]
+
+
+def _label_node(top: list[str], bottom: list[str], t: Theme) -> dict:
+    """A value written on its edge: the edge enters and leaves at the middle line."""
+    line = _row("", port="m", sides="B", border="1", color=t.line, height="1")
+    return dict(shape="plain", label=_table(top + [line] + bottom))
+
+
+def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Mask) -> dict:
+    t = opts.theme
+    if unit.kind == "op":
+        n = sc.program[unit.ids[0]]
+        sym = REGISTRY[n.op].symbol
+        small = len(sym) <= 3
+        return dict(shape="circle" if small else "box", style="rounded,filled",
+                    fillcolor=t.op, fixedsize="true" if small else "false",
+                    width="0.42" if small else "0.3", height="0.3", margin="0.04,0.02",
+                    label=_table([_row(_font(esc(sym), t.line, 14 if small else 11))]))
+    if unit.kind == "source":
+        n = sc.program[unit.ids[0]]
+        rows = [_row(_font(esc(n.name), t.line, 13, bold=True))]
+        note = n.op + (" " + fmt_shape(n.shape) if n.shape else "")
+        if n.dtype.startswith("int"):
+            note += " " + n.dtype
+        rows.append(_row(_font(esc(note), t.muted, 9)))
+        fill = t.input if n.op == "input" else t.param
+        return dict(shape="box", style="rounded,filled", fillcolor=fill, margin="0.08,0.04",
+                    label=_table(rows))
+    if unit.kind == "terminal":
+        rows = [_row(_font(esc(unit.name), t.line, 13, bold=True)),
+                _row(_font(" · ".join(unit.roles), t.muted, 9))]
+        loss = "loss" in unit.roles
+        return dict(shape="box", style="rounded,filled", fillcolor=t.loss if loss else t.output,
+                    peripheries="2" if loss else "1", margin="0.08,0.04", label=_table(rows))
+    return _group_attrs(sc, unit, opts, show_grads, mask)
+
+
+def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Mask) -> dict:
+    """A collapsed layer: its name, op and attributes, shapes in -> out, parameters."""
+    t = opts.theme
+    layer = sc.layer(unit)
+    rows = [_row(_font(esc(unit.name), t.line, 13, bold=True))]
+    attrs = ", ".join(f"{k}={v}" for k, v in (layer.get("attrs") or {}).items())
+    op = layer.get("op", "layer")
+    rows.append(_row(_font(esc(f"{op}({attrs})" if attrs else op), t.muted, 10)))
+    ins = [w for w in sc.wires if w.dst == unit.key]
+    shapes_in = ", ".join(fmt_shape(sc.program[w.value].shape) for w in ins) or "()"
+    out = sc.program[sc.output_of(unit)]
+    rows.append(_row(_font(esc(f"{shapes_in} → {fmt_shape(out.shape)}"), t.muted, 10)))
+    params = sc.params_of(unit)
+    if params:
+        count = sum(numel(sc.program[p].shape) or 0 for p in params)
+        rows.append(_row(_font(f"{fmt_int(count)} params", t.line, 10)))
+        for p in params:
+            n = sc.program[p]
+            short = n.name[len(unit.name) + 1:] if n.name.startswith(f"{unit.name}.") else n.name
+            cell = _font(esc(f"{short} {fmt_shape(n.shape)}"), t.muted, 9)
+            g = sc.grad(p)
+            if show_grads and g is not None:
+                color = t.grad if mask.shows_grad([sc.grad_id(p)]) else HIDDEN
+                cell += " " + _font(esc(fmt_grad(g, opts.digits)), color, 9)
+            rows.append(_row(cell))
+    return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",
+                label=_table(rows))
+
+
+# ---- the derived backward graph -----------------------------------------------------
+
+def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.Digraph:
+    """Every node the compiler built, forward (grey) and backward (red): the Σ
+    accumulations at forks and the sums back to broadcast shapes included."""
+    t = opts.theme
+    prog = sc.program
+    fwd = set(sc.forward)
+    loss = sc.graph.loss or "L"
+    dot = new_digraph(opts)
+    if opts.title:
+        dot.attr(label=_table([_row(_font(esc(sc.graph.name), t.line, 14, bold=True)),
+                               _row(_font("the backward graph: forward nodes grey, "
+                                          "backward nodes red", t.muted, 10))]), labelloc="t")
+    groups: dict[str | None, list[tuple[str, dict]]] = {}
+    for n in prog:
+        back = n.id not in fwd
+        sym = REGISTRY[n.op].symbol if n.op in REGISTRY else n.op
+        if n.op in ("input", "param"):
+            sym = n.name
+        elif n.op == "const":
+            sym = f"{n.attrs['value']:g}"
+        if n.grad_of is not None:
+            note = f"∂{loss}/∂{sc.label(n.grad_of)}"
+        elif not back and n.name is not None and n.op not in ("input", "param"):
+            note = n.name
+        else:
+            note = ""
+        rows = [_row(_font(esc(sym), t.grad if back else t.line, 12, bold=True))]
+        if note:
+            rows.append(_row(_font(esc(note), t.grad if back else t.muted, 9)))
+        if n.shape:
+            rows.append(_row(_font(esc(fmt_shape(n.shape)), t.muted, 9)))
+        value = sc.value(n.id)
+        if opts.values and value is not None:
+            rows.append(_row(_font(esc(fmt_array(value, opts.digits)),
+                                   t.grad if back else t.value, 10)))
+        attrs = dict(id=f"b_{n.id}", shape="box", style="rounded,filled", margin="0.06,0.03",
+                     fillcolor=t.op, color=t.backward if back else t.muted, label=_table(rows))
+        if n.op in ("input", "param"):
+            attrs["fillcolor"] = t.input if n.op == "input" else t.param
+        if n.op == "accumulate":
+            attrs.update(fillcolor=t.loss, penwidth="2")
+        groups.setdefault(n.group if clusters else None, []).append((f"b_{n.id}", attrs))
+    for group, members in groups.items():
+        target = dot
+        if group is not None:
+            ctx = dot.subgraph(name=f"cluster_{_cluster_key(sc, group)}")
+            target = ctx.__enter__()
+            target.attr(label=_table([_row(_font(esc(group), t.line, 11, bold=True))]),
+                        style="rounded", color=t.muted, labeljust="l")
+        for key, attrs in members:
+            target.node(key, **attrs)
+        if group is not None:
+            ctx.__exit__(None, None, None)
+    for n in prog:
+        back = n.id not in fwd
+        for a in n.args:
+            dot.edge(f"b_{a}", f"b_{n.id}", color=t.grad if back else t.muted)
+    return dot
+
+
+__all__ = ["Mask", "Options", "draw", "draw_backward"]
