@@ -193,3 +193,166 @@ def test_clipping_matches_torch_nn_utils(max_norm, max_value):
     if max_norm is not None:
         after = np.sqrt(sum(np.sum(g ** 2) for g in ours.values()))
         assert after <= max_norm + 1e-9
+
+
+# ---- schedules against torch.optim.lr_scheduler ---------------------------------------
+
+from graphc import schedules  # noqa: E402
+
+SCHEDULE_CASES = [
+    ("StepLR", {"step_size": 3, "gamma": 0.5}, "SGD"),
+    ("MultiStepLR", {"milestones": [2, 5, 5, 9], "gamma": 0.3}, "SGD"),
+    ("ConstantLR", {"factor": 0.5, "total_iters": 3}, "SGD"),
+    ("LinearLR", {"start_factor": 0.1, "total_iters": 4}, "SGD"),
+    ("LinearLR", {"start_factor": 1.0, "end_factor": 0.2, "total_iters": 6}, "Adam"),
+    ("ExponentialLR", {"gamma": 0.9}, "SGD"),
+    ("PolynomialLR", {"total_iters": 6, "power": 2.0}, "SGD"),
+    ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.01}, "SGD"),  # past T_max: it climbs back
+    ("OneCycleLR", {"max_lr": 0.5, "total_steps": 20}, "SGD"),
+    ("OneCycleLR", {"max_lr": 0.01, "total_steps": 17, "three_phase": True,
+                    "anneal_strategy": "linear"}, "Adam"),
+    ("OneCycleLR", {"max_lr": 0.1, "epochs": 4, "steps_per_epoch": 5, "pct_start": 0.25,
+                    "cycle_momentum": False}, "Adagrad"),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "mode": "triangular2"},
+     "RMSprop"),
+    ("CyclicLR", {"base_lr": 0.001, "max_lr": 0.01, "step_size_up": 2, "step_size_down": 5,
+                  "mode": "exp_range", "gamma": 0.9}, "AdamW"),
+]
+
+OPT_ARGS = {"SGD": {"lr": 0.1, "momentum": 0.9}, "Adam": {"lr": 0.01}, "AdamW": {"lr": 0.01},
+            "Adagrad": {"lr": 0.1}, "RMSprop": {"lr": 0.01, "momentum": 0.5}}
+
+
+def _pair(opt_name):
+    w = torch.zeros(2, requires_grad=True)
+    return (getattr(optim, opt_name)(**OPT_ARGS[opt_name]),
+            getattr(torch.optim, opt_name)([w], **OPT_ARGS[opt_name]))
+
+
+def _momentum(opt, topt):
+    group = topt.param_groups[0]
+    if "beta1" in opt.hyper:
+        return opt.hyper["beta1"], group["betas"][0]
+    return opt.hyper.get("momentum"), group.get("momentum")
+
+
+def _compare(ours, theirs, opt, topt, steps, what):
+    for step in range(steps + 1):
+        if step:
+            topt.step()
+            theirs.step()
+            ours.step()
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15), \
+            f"{what}: lr after {step} steps"
+        m, tm = _momentum(opt, topt)
+        assert m == pytest.approx(tm, rel=1e-12), f"{what}: momentum after {step} steps"
+
+
+@pytest.mark.parametrize("name,kwargs,opt_name", SCHEDULE_CASES, ids=lambda c: str(c))
+def test_schedule_matches_torch(name, kwargs, opt_name):
+    opt, topt = _pair(opt_name)
+    ours = getattr(schedules, name)(opt, **kwargs)
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, **kwargs)
+    steps = kwargs.get("total_steps") or (20 if name == "OneCycleLR" else 17)
+    _compare(ours, theirs, opt, topt, steps, name)
+
+
+def test_sequential_and_chained_match_torch():
+    ls = torch.optim.lr_scheduler
+    opt, topt = _pair("SGD")
+    ours = schedules.SequentialLR(opt, [schedules.LinearLR(opt, 0.1, total_iters=3),
+                                        schedules.CosineAnnealingLR(opt, T_max=10)], [3])
+    theirs = ls.SequentialLR(topt, [ls.LinearLR(topt, 0.1, total_iters=3),
+                                    ls.CosineAnnealingLR(topt, T_max=10)], [3])
+    _compare(ours, theirs, opt, topt, 16, "warm-up then cosine")
+
+    opt, topt = _pair("Adam")
+    ours = schedules.SequentialLR(opt, [schedules.ConstantLR(opt, 0.5, total_iters=2),
+                                        schedules.ExponentialLR(opt, 0.8),
+                                        schedules.StepLR(opt, 2, 0.5)], [4, 8])
+    theirs = ls.SequentialLR(topt, [ls.ConstantLR(topt, 0.5, total_iters=2),
+                                    ls.ExponentialLR(topt, 0.8), ls.StepLR(topt, 2, 0.5)], [4, 8])
+    _compare(ours, theirs, opt, topt, 14, "constant, exponential, step")
+
+    opt, topt = _pair("SGD")
+    ours = schedules.ChainedScheduler([schedules.LinearLR(opt, 0.25, total_iters=4),
+                                       schedules.ExponentialLR(opt, 0.9)])
+    theirs = ls.ChainedScheduler([ls.LinearLR(topt, 0.25, total_iters=4),
+                                  ls.ExponentialLR(topt, 0.9)])
+    _compare(ours, theirs, opt, topt, 12, "warm-up x exponential")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"factor": 0.5, "patience": 0},  # new bob
+    {"factor": 0.1, "patience": 2, "cooldown": 1, "min_lr": 0.002},
+    {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.1, "threshold_mode": "abs"},
+])
+def test_reduce_on_plateau_matches_torch(kwargs):
+    opt, topt = _pair("SGD")
+    ours = schedules.ReduceLROnPlateau(opt, **kwargs)
+    theirs = torch.optim.lr_scheduler.ReduceLROnPlateau(topt, **kwargs)
+    metrics = [1.0, 0.8, 0.81, 0.79, 0.9, 0.95, 0.7, 0.7, 0.7, 0.71, 0.72, 0.5, 0.6, 0.6, 0.6]
+    for i, m in enumerate(metrics):
+        topt.step()
+        ours.step(m)
+        theirs.step(m)
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12), f"epoch {i}"
+
+
+def test_newbob_halves_when_validation_loss_rises():
+    opt = optim.SGD(lr=0.8)
+    s = schedules.from_spec({"name": "newbob"}, opt)
+    rates = []
+    for val in [1.0, 0.9, 0.95, 0.8, 0.85, 0.86]:
+        s.step(val)
+        rates.append(opt.lr)
+    assert rates == [0.8, 0.8, 0.4, 0.4, 0.2, 0.1]
+
+
+def test_from_spec_fills_in_epochs_and_steps():
+    opt = optim.SGD(lr=0.1, momentum=0.9)
+    s = schedules.from_spec({"name": "onecycle", "max_lr": 1.0}, opt, epochs=3,
+                            steps_per_epoch=4)
+    assert s.total_steps == 12 and s.interval == "batch" and opt.lr == pytest.approx(0.04)
+    s = schedules.from_spec({"name": "CosineAnnealingLR"}, optim.SGD(lr=0.1), epochs=7)
+    assert s.T_max == 7 and s.interval == "epoch"
+    opt = optim.SGD(lr=0.1)
+    s = schedules.from_spec({"name": "sequential", "milestones": [2], "interval": "batch",
+                             "schedulers": [{"name": "warmup", "start_factor": 0.5,
+                                             "total_iters": 2}, {"name": "exponential",
+                                                                 "gamma": 0.5}]}, opt)
+    assert isinstance(s, schedules.SequentialLR) and s.interval == "batch"
+    seen = [opt.lr]
+    for _ in range(4):
+        s.step()
+        seen.append(opt.lr)
+    assert seen == pytest.approx([0.05, 0.075, 0.1, 0.05, 0.025])
+
+
+@pytest.mark.parametrize("spec,words", [
+    ({"name": "cosin", "T_max": 3}, ["train.schedule.name", "did you mean 'cosine'"]),
+    ({"name": "step", "step_sise": 3}, ["train.schedule.step_sise", "did you mean 'step_size'"]),
+    ({"name": "step"}, ["train.schedule", "step_size"]),
+    ({"name": "step", "step_size": 0}, ["step_size must be a positive integer"]),
+    ({"name": "onecycle", "max_lr": 0.1}, ["total_steps"]),
+    ({"name": "chain", "schedulers": [{"name": "plateau"}]}, ["cannot hold ReduceLROnPlateau"]),
+    ({"name": "sequential", "milestones": [], "schedulers": [{"name": "exponential",
+      "gamma": 0.5}, {"name": "step", "step_size": 1}]}, ["one milestone fewer"]),
+    ({"name": "chain", "schedulers": [{"name": "exponential", "gamma": 0.5}, {
+      "name": "cyclic", "base_lr": 0.1, "max_lr": 1, "cycle_momentum": False}]},
+     ["once per epoch and once per batch"]),
+    ({"name": "step", "step_size": 2, "interval": "hourly"}, ["train.schedule.interval"]),
+    ({"step_size": 2}, ["train.schedule", "\"name\""]),
+])
+def test_schedule_spec_errors(spec, words):
+    with pytest.raises(SpecError) as e:
+        schedules.from_spec(spec, optim.SGD(lr=0.1))
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_onecycle_refuses_to_cycle_a_momentum_the_update_lacks():
+    with pytest.raises(ValueError, match="momentum=0"):
+        schedules.OneCycleLR(optim.SGD(lr=0.1), max_lr=1.0, total_steps=5)
+    with pytest.raises(ValueError, match="no momentum or beta1"):
+        schedules.OneCycleLR(optim.Adagrad(), max_lr=1.0, total_steps=5)
