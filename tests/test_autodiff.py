@@ -123,3 +123,14 @@ def test_trace_records_forward_then_backward_in_order(examples):
     assert phases.count("backward") >= 5
     forward_names = [t.program[i].name for p, i in t.steps if p == "forward"]
     assert forward_names.index("t0") < forward_names.index("f")
+
+
+def test_simplify_drops_multiplications_by_the_seed(examples):
+    """The backward graph of the neuron reads like the lecture's: no `1 *` steps."""
+    t = graphc.compile(examples / "neuron.json", backend="numpy").trace()
+    prog = t.program
+    for node in prog:
+        if node.op == "mul":
+            assert not any(prog[a].op == "const" and prog[a].attrs["value"] == 1.0
+                           for a in node.args), node.describe()
+    assert round(float(t.grads["w0"]), 2) == -0.20

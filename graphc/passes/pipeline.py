@@ -8,9 +8,10 @@ from graphc.ir import Program
 from graphc.passes.autodiff import differentiate
 from graphc.passes.lower import lower
 from graphc.passes.prune import prune
+from graphc.passes.simplify import simplify
 from graphc.spec import Graph
 
-PASSES = ("lower", "differentiate", "prune")
+PASSES = ("lower", "differentiate", "simplify", "prune")
 
 
 def forward_program(graph: Graph, dump: Callable[[str, Program], None] | None = None) -> Program:
@@ -33,6 +34,9 @@ def grad_program(forward: Program, wrt: Iterable[str] = (), *, keep_outputs: boo
     prog = differentiate(forward, wrt)
     if dump:
         dump("differentiate", prog)
+    prog = simplify(prog)
+    if dump:
+        dump("simplify", prog)
     if keep_all:  # every forward value, every gradient and every fork contribution
         keep = [*forward.nodes, *prog.grad_map.values(), *prog.grads.values(),
                 *(c for parts in prog.contributions.values() for _, c in parts)]
