@@ -3,7 +3,9 @@ results)` returns a function from feeds (arrays by node id) to the result arrays
 
 from __future__ import annotations
 
-from graphc.errors import did_you_mean
+import importlib.util
+
+from graphc.errors import CompileError, did_you_mean
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
@@ -16,7 +18,10 @@ def get(name: str):
         from graphc.backends.numba_cpu import CpuBackend
         return CpuBackend()
     if name == "cuda":
+        if importlib.util.find_spec("graphc.backends.numba_cuda") is None:
+            raise CompileError("the cuda backend is not in this version of graphc yet; "
+                               "use backend='cpu' (Numba) or 'numpy'")
         from graphc.backends.numba_cuda import CudaBackend
         return CudaBackend()
-    raise ValueError(f"unknown backend {name!r} "
+    raise CompileError(f"unknown backend {name!r} "
                      f"({did_you_mean(name, BACKENDS) or 'choose numpy, cpu or cuda'})")
