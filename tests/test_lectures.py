@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import graphc
 from graphc import F
 from graphc.cli import main as cli
+from graphc.optim import SGD
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -205,7 +206,7 @@ def test_training_with_each_penalty_lands_near_its_point(kind):
     """Gradient descent from the first row: L1 goes to the sparse solution, L2 to the
     direction of x. Exactly, the minima are (10/3 - C/9, 0, 0) and 10 x / (14 + 2C)."""
     m = graphc.compile(EXAMPLES / f"penalty_{kind}.json", backend="numpy", dtype="float64")
-    opt = graphc.optim.SGD(lr=0.02)  # the spec's "train" settings
+    opt = SGD(lr=0.02)  # the spec's "train" settings
     for _ in range(2000):
         m.train_step(opt)
     w = m.params["w"]
@@ -305,3 +306,34 @@ def test_two_linear_layers_collapse_into_one():
                          dtype="float64").forward()
     np.testing.assert_allclose(out["y"], out["y_one"], rtol=1e-12)
     assert out["y"].shape == (2, 2) and np.abs(out["y"]).max() > 0.1
+
+
+# ---- worked example 7: momentum as a moving average ------------------------------------
+
+def momentum_path(samples: np.ndarray, beta: float) -> np.ndarray:
+    """V_t of SGD(momentum=beta, dampening=beta), read off the param's steps (lr = 1)."""
+    opt = SGD(lr=1.0, momentum=beta, dampening=beta)
+    p = {"theta": np.zeros(1)}
+    out = []
+    for s in samples:
+        before = p["theta"].copy()
+        opt.step(p, {"theta": np.array([s])})
+        out.append(float(before[0] - p["theta"][0]))  # theta <- theta - alpha V_t
+    return np.array(out)
+
+
+def test_momentum_is_the_lectures_moving_average():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0, 2 * np.pi, 200)
+    samples = np.cos(t) + rng.normal(0, 0.5, t.size)
+    roughness = []
+    for beta in (0.5, 0.9, 0.98):
+        v = momentum_path(samples, beta)
+        ema = [samples[0]]  # PyTorch (and graphc) start the buffer at the first gradient
+        for s in samples[1:]:
+            ema.append(beta * ema[-1] + (1 - beta) * s)
+        np.testing.assert_allclose(v, ema, rtol=1e-12, atol=1e-12)
+        roughness.append(float(np.std(np.diff(v))))
+    # higher beta smooths more
+    assert roughness[0] > roughness[1] > roughness[2]
+    assert roughness[2] < 0.1 * float(np.std(np.diff(samples)))
