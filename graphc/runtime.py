@@ -52,7 +52,7 @@ class Model:
     def __init__(self, graph: Graph, backend: str = "cpu", dtype: str = "float32",
                  **options: Any):
         if str(dtype) not in FLOAT_DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
+            raise InputError(f"dtype must be float32 or float64, not {dtype!r}")
         self.graph = graph
         self.dtype = np.dtype(dtype)
         self.program = forward_program(graph)
