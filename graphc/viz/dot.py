@@ -32,6 +32,7 @@ class Options:
     digits: int = 2
     rankdir: str = "LR"
     title: bool = True
+    caption: tuple[str, ...] = ()  # lines under the title (a frame's arithmetic, on slides)
 
 
 @dataclass
@@ -84,6 +85,7 @@ def _title(name: str, opts: Options, grads: bool) -> str:
     if grads:
         rows.append(_row(_font("value above each edge", t.value, 10) + _font(" · ", t.muted, 10)
                          + _font("gradient below", t.grad, 10)))
+    rows += [_row(_font(esc(line), t.line, 12)) for line in opts.caption]
     return _table(rows)
 
 

@@ -1,0 +1,111 @@
+"""The step-through stepper as one self-contained HTML file, and frames for slides.
+
+The page inlines its CSS, its script and every frame's SVG: it opens from a USB stick
+in a lecture hall with no network. Names reach the page only as escaped HTML text or
+inside JSON whose <, > and & are \\u-escaped, so no name can close a tag or a script.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from graphc.viz.dot import Options, draw
+from graphc.viz.render import render, render_svgs
+from graphc.viz.scene import Scene
+from graphc.viz.step import Frame, frames
+
+INTERVAL_MS = 1500  # play speed: one frame every 1.5 s
+
+
+def _asset(name: str) -> str:
+    return resources.files("graphc.viz").joinpath(name).read_text(encoding="utf-8")
+
+
+def frame_sources(sc: Scene, opts: Options, slides: bool = False) -> tuple[list[Frame], list[str]]:
+    """The frames and their DOT sources; on slides the caption is drawn under the title."""
+    fs = frames(sc, opts.digits)
+    sources = []
+    for f in fs:
+        o = Options(**{**opts.__dict__, "title": slides,
+                       "caption": (f.title, *f.caption) if slides else ()})
+        sources.append(draw(sc, o, f.mask).source)
+    return fs, sources
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a <script> element: no character of it can end the element."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return (text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def stepper_html(sc: Scene, opts: Options) -> str:
+    """One HTML page stepping through the forward and backward pass of a traced Scene."""
+    fs, sources = frame_sources(sc, opts)
+    svgs = render_svgs(sources)
+    data = {"interval": INTERVAL_MS,
+            "frames": [{"phase": f.phase, "title": f.title, "caption": f.caption,
+                        "node": f.node, "svg": s} for f, s in zip(fs, svgs)]}
+    t = opts.theme
+    name = html.escape(sc.graph.name)
+    doc = f"<p>{html.escape(sc.graph.doc)}</p>" if sc.graph.doc else ""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="graphc">
+<title>{name} · graphc stepper</title>
+<style>
+{_asset("stepper.css")}
+:root {{ --value: {t.value}; --grad: {t.grad}; --hl: {t.highlight}; }}
+</style>
+</head>
+<body data-phase="forward">
+<header><h1>{name}</h1>{doc}</header>
+<section id="gc-caption" aria-live="polite">
+<div id="gc-phase"></div><div id="gc-title"></div><div id="gc-lines"></div>
+</section>
+<main id="gc-stage"></main>
+<nav aria-label="frames">
+<button id="gc-prev" type="button" title="previous step (←)">◀ prev</button>
+<button id="gc-play" type="button" title="play / pause (space)" aria-pressed="false">▶ play</button>
+<button id="gc-next" type="button" title="next step (→)">next ▶</button>
+<input id="gc-slider" type="range" min="0" max="0" value="0" step="1" aria-label="step">
+<span id="gc-counter"></span>
+</nav>
+<div class="gc-help">← → step · space play/pause · Home/End first/last ·
+values above each edge, gradients below; the highlighted node is the current step</div>
+<script id="gc-frames" type="application/json">{script_json(data)}</script>
+<script>
+{_asset("stepper.js")}
+</script>
+</body>
+</html>
+"""
+
+
+def write_frames(sc: Scene, opts: Options, directory: str | Path, fmt: str = "svg") -> list[Path]:
+    """Numbered frames for slides (frame_001.svg, ...), each captioned with its step."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    fs, sources = frame_sources(sc, opts, slides=True)
+    width = max(3, len(str(len(fs))))
+    paths = []
+    if fmt == "svg":
+        blobs = [s.encode("utf-8") for s in render_svgs(sources)]
+    else:
+        blobs = [render(s, fmt, dpi=150 if fmt == "png" else None) for s in sources]
+    for k, blob in enumerate(blobs, 1):
+        p = out / f"frame_{k:0{width}d}.{fmt}"
+        p.write_bytes(blob)
+        paths.append(p)
+    captions = out / "captions.txt"
+    captions.write_text("".join(f"{k:0{width}d} [{f.phase}] {f.title}\n"
+                                + "".join(f"    {line}\n" for line in f.caption)
+                                for k, f in enumerate(fs, 1)), encoding="utf-8")
+    return paths
