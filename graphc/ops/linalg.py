@@ -59,6 +59,8 @@ register(Op(name="transpose", family="linalg", inputs=("x",), symbol="ᵀ", kind
             attrs={"axes": Attr("axes", None, doc="a permutation of the axes")},
             shape=lambda s, a: tuple(s[0][i] for i in _perm(a["axes"], len(s[0]))),
             ref=lambda x, axes: np.transpose(x, _perm(axes, x.ndim)),
+            kernel={"index": lambda idx, src, dst, a: [
+                idx[list(_perm(a["axes"], len(src))).index(j)] for j in range(len(src))]},
             grad=lambda g, xs, y, at: [F.transpose(
                 g, axes=list(np.argsort(_perm(at["axes"], xs[0].ndim)).tolist()))]))
 
@@ -91,7 +93,7 @@ register(Op(name="reshape", family="linalg", inputs=("x",), symbol="reshape", ki
             gradient="dx = g reshaped to x's shape",
             attrs={"shape": Attr("shape", doc="the new shape; one entry may be -1")},
             shape=_reshape_shape,
-            ref=lambda x, shape: x.reshape(shape),
+            ref=lambda x, shape: x.reshape(shape), kernel={"reshape": True},
             grad=lambda g, xs, y, at: [F.reshape_like(g, xs[0])]))
 
 
@@ -122,5 +124,5 @@ def _concat_grad(g, xs, y, at):
 register(Op(name="concat", family="linalg", inputs=("x*",), symbol="concat", kind="shape",
             formula="y = the inputs joined along `axis`",
             gradient="dx_i = the slice of g that x_i filled",
-            attrs={"axis": Attr("axis", 0)}, shape=_concat_shape,
+            attrs={"axis": Attr("axis", 0)}, shape=_concat_shape, kernel={"concat": True},
             ref=lambda *xs, axis: np.concatenate(xs, axis=axis), grad=_concat_grad))

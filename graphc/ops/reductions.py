@@ -34,20 +34,23 @@ def _keep(g, x, at):
     return F.expand_dims(g, axes=list(axes)) if axes else g
 
 
-def _reduction(name, symbol, formula, gradient, ref, grad):
+def _reduction(name, symbol, formula, gradient, ref, grad, kernel):
+    kernel = {**kernel, "axes": lambda at, ndim: norm_axes(at["axis"], ndim)}
     register(Op(name=name, family="reductions", inputs=("x",), symbol=symbol, kind="reduce",
                 formula=formula, gradient=gradient, attrs=dict(AXIS_ATTRS),
-                shape=_reduce_shape,
+                shape=_reduce_shape, kernel=kernel,
                 ref=lambda x, axis, keepdims: np.asarray(
                     ref(x, axis=norm_axes(axis, x.ndim), keepdims=keepdims)),
                 grad=grad))
 
 
 _reduction("sum", "Σ", "y = Σ x over `axis`", "dx = g broadcast back to x",
-           np.sum, lambda g, xs, y, at: [F.expand(_keep(g, xs[0], at), xs[0])])
+           np.sum, lambda g, xs, y, at: [F.expand(_keep(g, xs[0], at), xs[0])],
+           {"init": "0.0", "step": "acc + x", "final": "acc"})
 _reduction("mean", "mean", "y = mean of x over `axis`", "dx = g broadcast back to x / n",
            np.mean, lambda g, xs, y, at: [F.expand(_keep(g, xs[0], at), xs[0]) / F.size(
-               xs[0], axes=list(norm_axes(at["axis"], xs[0].ndim)))])
+               xs[0], axes=list(norm_axes(at["axis"], xs[0].ndim)))],
+           {"init": "0.0", "step": "acc + x", "final": "acc / n"})
 
 
 def _max_grad(g, xs, y, at):
@@ -58,7 +61,8 @@ def _max_grad(g, xs, y, at):
 
 
 _reduction("max", "max", "y = max of x over `axis`",
-           "dx = g where x is the maximum (split evenly between ties)", np.max, _max_grad)
+           "dx = g where x is the maximum (split evenly between ties)", np.max, _max_grad,
+           {"init": "-inf", "step": "maximum(acc, x)", "final": "acc"})
 
 SOFTMAX_ATTRS = {"axis": Attr("axis", -1)}
 
@@ -81,11 +85,11 @@ def _axis_shape(shapes, a):
 register(Op(name="softmax", family="reductions", inputs=("x",), symbol="softmax",
             kind="softmax", formula="y_j = e^(x_j - m) / Σ_k e^(x_k - m), m = max x",
             gradient="dx = y * (g - Σ g*y)", attrs=dict(SOFTMAX_ATTRS), shape=_axis_shape,
-            ref=_softmax,
+            ref=_softmax, kernel={"value": "exp(x - m) / s"},
             grad=lambda g, xs, y, at: [y * (g - F.sum(g * y, axis=at["axis"], keepdims=True))]))
 register(Op(name="log_softmax", family="reductions", inputs=("x",), symbol="log softmax",
             kind="softmax", formula="y_j = x_j - m - ln Σ_k e^(x_k - m), m = max x",
             gradient="dx = g - e^y * Σ g", attrs=dict(SOFTMAX_ATTRS), shape=_axis_shape,
-            ref=_log_softmax,
+            ref=_log_softmax, kernel={"value": "x - m - log(s)"},
             grad=lambda g, xs, y, at: [
                 g - F.exp(y) * F.sum(g, axis=at["axis"], keepdims=True)]))

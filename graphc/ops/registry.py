@@ -101,6 +101,9 @@ class Op:
     int_inputs: tuple[int, ...] = ()  # positions that accept integer tensors
     internal: bool = False  # made by passes; not allowed in specs
     min_inputs: int | None = None
+    # what compiled backends need beyond `expr` (reduction steps, index maps, softmax
+    # value); the keys are documented in graphc/backends/codegen.py
+    kernel: dict[str, Any] = field(default_factory=dict)
 
     @property
     def variadic(self) -> bool:
