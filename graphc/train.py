@@ -1,0 +1,514 @@
+"""Training a Model: `fit` (mini-batches shuffled once per epoch, gradient accumulation,
+clipping, schedules, validation, early stopping, a tqdm progress bar) and `History`.
+
+Data arrive as arrays named after the spec's inputs (or .npz / .csv files, see
+`graphc.data`); the spec's `train` object gives the defaults. When the loss turns NaN or
+inf, the epoch is replayed to the bad step and the NumPy reference names the first node
+that produced it; the params are left as they were before that step.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graphc import data as datamod
+from graphc import optim as optimmod
+from graphc import schedules as schedmod
+from graphc.errors import GraphcError, InputError, SpecError, did_you_mean
+
+TRAIN_KEYS = ("optimizer", "schedule", "epochs", "batch_size", "clip_grad_norm",
+              "clip_grad_value", "accumulate", "shuffle", "seed", "early_stopping", "drop_last")
+DEFAULTS = {"optimizer": {"name": "adam", "lr": 1e-3}, "schedule": None, "epochs": 10,
+            "batch_size": 32, "clip_grad_norm": None, "clip_grad_value": None, "accumulate": 1,
+            "shuffle": True, "seed": 0, "early_stopping": None, "drop_last": False}
+
+
+class TrainingError(GraphcError, RuntimeError):
+    """Training cannot go on (the loss became NaN or inf); `history` holds the epochs done."""
+
+    def __init__(self, message: str, history: History | None = None):
+        super().__init__(message)
+        self.history = history
+
+
+def train_options(graph: Any, **given: Any) -> dict[str, Any]:
+    """The spec's `train` object, checked, under the options given here (None = unset)."""
+    spec = graph.train or {}
+    if not isinstance(spec, Mapping):
+        raise SpecError("expected an object such as {\"epochs\": 10}", "train", source=graph.source)
+    for key in spec:
+        if key not in TRAIN_KEYS:
+            raise SpecError(f"unknown training option {key!r}", f"train.{key}",
+                            did_you_mean(key, TRAIN_KEYS) or f"options: {', '.join(TRAIN_KEYS)}",
+                            source=graph.source)
+    out = {**DEFAULTS, **spec, **{k: v for k, v in given.items() if v is not None}}
+    _positive_int(out, "epochs", graph)
+    _positive_int(out, "batch_size", graph)
+    _positive_int(out, "accumulate", graph)
+    for key in ("clip_grad_norm", "clip_grad_value"):
+        v = out[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                              or not v > 0):
+            raise SpecError(f"{key} must be a positive number, got {v!r}", f"train.{key}",
+                            source=graph.source)
+    if out["accumulate"] > out["batch_size"]:
+        raise SpecError(f"accumulate ({out['accumulate']}) splits each batch into micro-batches, "
+                        f"so it cannot exceed batch_size ({out['batch_size']})", "train.accumulate",
+                        source=graph.source)
+    return out
+
+
+def _positive_int(opts: dict, key: str, graph: Any) -> None:
+    v = opts[key]
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise SpecError(f"{key} must be a positive integer, got {v!r}", f"train.{key}",
+                        source=graph.source)
+    opts[key] = int(v)
+
+
+# ---- history ---------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """One row per epoch: epoch, loss (mean training loss), val_loss, val_<metric>, lr,
+    time (s of training), samples_per_s. `history["loss"]` is a column."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    metric: str | None = None  # "accuracy" or "rmse"
+    info: dict[str, Any] = field(default_factory=dict)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return [r.get(key) for r in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def columns(self) -> list[str]:
+        cols: list[str] = []
+        for r in self.rows:
+            cols += [k for k in r if k not in cols]
+        return cols
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.rows, "metric": self.metric, "best_epoch": self.best_epoch,
+                "stopped_early": self.stopped_early, "info": self.info}
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.columns(), lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.rows)
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> None:
+        """JSON (.json) or CSV (.csv), by extension."""
+        path = Path(path)
+        if path.suffix.lower() == ".csv":
+            text = self.to_csv()
+        elif path.suffix.lower() == ".json":
+            text = json.dumps(self.to_dict(), indent=1, default=_jsonable) + "\n"
+        else:
+            raise InputError(f"{path}: a history file ends in .json or .csv")
+        path.write_text(text)
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        d = json.loads(Path(path).read_text())
+        return cls(rows=d["epochs"], metric=d.get("metric"), info=d.get("info", {}),
+                   best_epoch=d.get("best_epoch"), stopped_early=d.get("stopped_early", False))
+
+    def plot(self, path: str | Path | None = None):
+        """Loss curves (and the metric) against epochs; writes a PNG when given a path."""
+        from graphc.plots import plot_history
+
+        return plot_history(self, path)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+# ---- fit -------------------------------------------------------------------------------
+
+def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None = None,
+        optimizer: Any = None, schedule: Any = None, validation: Any = None,
+        clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+        accumulate: int | None = None, shuffle: bool | None = None, seed: int | None = None,
+        verbose: bool = False, early_stopping: Any = None, checkpoint: str | Path | None = None,
+        drop_last: bool | None = None, target: str | None = None) -> History:
+    """Train `model` in place and return its History.
+
+    `data` and `validation` are dicts of arrays named after the spec's inputs, or .npz /
+    .csv paths (`target` names a CSV's target column); `validation` may also be a fraction
+    to hold out. `batch_size` is the batch of one optimizer step; `accumulate=k` computes
+    it as k micro-batches whose gradients are averaged (weighted by size), which equals one
+    step on the whole batch up to rounding. `optimizer` and `schedule` are objects or the
+    spec's words ({"name": "adam", "lr": 1e-3}). `early_stopping` is a patience or
+    {"patience", "monitor", "min_delta", "restore_best"}; `checkpoint` is a params file
+    written whenever the monitored value improves (never with non-finite params).
+    """
+    o = train_options(model.graph, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                      schedule=schedule, clip_grad_norm=clip_grad_norm,
+                      clip_grad_value=clip_grad_value, accumulate=accumulate, shuffle=shuffle,
+                      seed=seed, early_stopping=early_stopping, drop_last=drop_last)
+    if model.program.loss is None:
+        raise InputError(f"{model.graph.name}: the spec has no loss, so there is nothing to "
+                         "train (add \"loss\": \"<name of a scalar node>\")")
+    train = datamod.prepare(model, data, "data", target=target)
+    rng = np.random.default_rng(o["seed"])
+    if isinstance(validation, float):
+        train, val = train.split(validation, rng)
+    else:
+        val = None if validation is None else datamod.prepare(model, validation, "validation",
+                                                               target=target)
+    opt = optimmod.from_spec(o["optimizer"])
+    if not opt.lr > 0 or not math.isfinite(opt.lr):
+        raise SpecError(f"the learning rate must be a positive number, got {opt.lr}",
+                        "train.optimizer.lr", source=model.graph.source)
+    steps_per_epoch = train.steps(o["batch_size"], o["drop_last"])
+    sched = schedmod.from_spec(o["schedule"], opt, epochs=o["epochs"],
+                               steps_per_epoch=steps_per_epoch)
+    stopper = _EarlyStopping.make(o["early_stopping"], val is not None)
+    head = datamod.find_head(model)
+    loop = _Loop(model, opt, o, train)
+    hist = History(metric=head.metric if head else None, info={
+        "model": model.graph.name, "optimizer": opt.to_spec(), "batch_size": o["batch_size"],
+        "accumulate": o["accumulate"], "samples": train.n, "backend": model.backend_name,
+        "schedule": o["schedule"] if isinstance(o["schedule"], (dict, str)) else
+        type(sched).__name__ if sched else None})
+    bar = _progress(o["epochs"], steps_per_epoch, verbose)
+    try:
+        for epoch in range(1, o["epochs"] + 1):
+            row = loop.epoch(epoch, rng, sched, bar, hist)
+            if val is not None:
+                row["val_loss"], metric = datamod.evaluate(model, val, head)
+                if head is not None:
+                    row[f"val_{head.metric}"] = metric
+            hist.rows.append(row)
+            bar.epoch_done(row)
+            if isinstance(sched, schedmod.ReduceLROnPlateau):
+                sched.step(row.get("val_loss", row["loss"]))
+            elif sched is not None and sched.interval == "epoch":
+                sched.step()
+            if not loop.params_finite():
+                loop.diagnose(len(loop.batches_of_epoch) - 1, hist, epoch)
+            if stopper is not None:
+                improved = stopper.update(row, model)
+                if improved:
+                    hist.best_epoch = epoch
+                    if checkpoint is not None:
+                        save_if_finite(model, checkpoint)
+                if stopper.should_stop():
+                    hist.stopped_early = True
+                    break
+            elif checkpoint is not None:
+                save_if_finite(model, checkpoint)
+        if stopper is not None and stopper.restore_best and stopper.best_params is not None:
+            model.params = stopper.best_params
+    finally:
+        bar.close()
+    return hist
+
+
+def save_if_finite(model: Any, path: str | Path) -> bool:
+    """Save the params unless one holds NaN or inf: a broken model never replaces a file."""
+    if all(np.all(np.isfinite(p)) for p in model.params.values()):
+        model.save(path)
+        return True
+    return False
+
+
+class _Loop:
+    """The steps of one epoch, replayable: a snapshot at the epoch's start and the
+    hyper-parameters of every step make a bad step reproducible for diagnosis."""
+
+    def __init__(self, model: Any, opt: Any, o: dict, train: datamod.Dataset):
+        self.model, self.opt, self.o, self.train = model, opt, o, train
+        self.batches_of_epoch: list[np.ndarray | None] = []
+        self.hypers: list[dict[str, float]] = []
+
+    def step(self, idx: np.ndarray | None) -> float:
+        batch = self.train.batch(idx)
+        o, model = self.o, self.model
+        k = min(o["accumulate"], self.train.rows(idx))
+        if k <= 1:
+            return model.train_step(self.opt, clip_grad_norm=o["clip_grad_norm"],
+                                    clip_grad_value=o["clip_grad_value"], **batch)
+        n = self.train.rows(idx)
+        total, acc = 0.0, None
+        for part in np.array_split(np.arange(n), k):
+            loss, grads = model.grad(**self.train.sub(batch, part))
+            w = len(part) / n
+            total += w * loss
+            acc = ({g: w * v for g, v in grads.items()} if acc is None
+                   else {g: acc[g] + w * v for g, v in grads.items()})
+        optimmod.clip_gradients(acc, o["clip_grad_norm"], o["clip_grad_value"])
+        self.opt.step(model.params, acc)
+        return total
+
+    def epoch(self, epoch: int, rng: np.random.Generator, sched: Any, bar: Any,
+              hist: History) -> dict[str, Any]:
+        self.snapshot = (copy.deepcopy(self.model.params), copy.deepcopy(self.opt.state),
+                         self.opt.t)
+        self.batches_of_epoch = list(self.train.batches(self.o["batch_size"], self.o["shuffle"],
+                                                        self.o["drop_last"], rng))
+        self.hypers = []
+        lr0, total, seen, t0 = self.opt.lr, 0.0, 0, time.perf_counter()
+        per_batch = sched is not None and getattr(sched, "interval", "epoch") == "batch" \
+            and not isinstance(sched, schedmod.ReduceLROnPlateau)
+        for j, idx in enumerate(self.batches_of_epoch):
+            self.hypers.append(dict(self.opt.hyper))
+            loss = self.step(idx)
+            if not math.isfinite(loss):
+                self.diagnose(j, hist, epoch)
+            rows = self.train.rows(idx)
+            total, seen = total + loss * rows, seen + rows
+            if per_batch:
+                sched.step()
+            bar.batch_done(loss, self.opt.lr, seen, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
+                "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+
+    def params_finite(self) -> bool:
+        return all(np.all(np.isfinite(p)) for p in self.model.params.values())
+
+    def _replay(self, upto: int) -> None:
+        """Params and optimizer state as they were before step `upto` of this epoch."""
+        params, state, t = self.snapshot
+        self.model.params = copy.deepcopy(params)
+        self.opt.state, self.opt.t = copy.deepcopy(state), t
+        for i in range(upto):
+            self.opt.hyper.update(self.hypers[i])
+            self.step(self.batches_of_epoch[i])
+        if upto < len(self.hypers):
+            self.opt.hyper.update(self.hypers[upto])
+
+    def diagnose(self, j: int, hist: History, epoch: int | None = None) -> None:
+        """Find what made step j's loss (or the params after it) non-finite; raise."""
+        epoch = epoch or len(hist.rows)
+        where = f"epoch {epoch}, step {j + 1}"
+        self._replay(j)
+        batch = self.train.batch(self.batches_of_epoch[j])
+        culprit = datamod.first_non_finite(self.model, batch)
+        if culprit is None:
+            msg = (f"{where}: the update made the params non-finite although every value "
+                   "and gradient of the step was finite (the rate is too large)")
+        elif culprit.startswith("param ") and j > 0:
+            self._replay(j - 1)
+            earlier = datamod.first_non_finite(
+                self.model, self.train.batch(self.batches_of_epoch[j - 1]))
+            msg = (f"{where}: {culprit}; step {j} produced "
+                   + (earlier if earlier else "it in its update, with finite gradients "
+                      "(the rate is too large)"))
+            self._replay(j - 1)
+        else:
+            msg = f"{where}: the loss became NaN or inf; the first non-finite value is {culprit}"
+        raise TrainingError(msg + ". The params are left as they were before that step; "
+                            "try a lower learning rate, clip_grad_norm, or check the data",
+                            hist)
+
+
+@dataclass
+class _EarlyStopping:
+    patience: int
+    monitor: str
+    min_delta: float = 0.0
+    restore_best: bool = True
+    best: float = math.inf
+    bad: int = 0
+    best_params: dict | None = None
+
+    @classmethod
+    def make(cls, spec: Any, has_val: bool) -> _EarlyStopping | None:
+        default = "val_loss" if has_val else "loss"
+        if spec is None or spec is False:
+            return None if not has_val else cls(patience=10 ** 9, monitor=default,
+                                                restore_best=False)
+        if isinstance(spec, bool) or isinstance(spec, int):
+            spec = {"patience": 5 if spec is True else spec}
+        if not isinstance(spec, Mapping):
+            raise SpecError(f"expected a patience or an object, got {spec!r}",
+                            "train.early_stopping")
+        keys = ("patience", "monitor", "min_delta", "restore_best")
+        for k in spec:
+            if k not in keys:
+                raise SpecError(f"unknown option {k!r}", f"train.early_stopping.{k}",
+                                did_you_mean(k, keys) or f"options: {', '.join(keys)}")
+        out = cls(patience=int(spec.get("patience", 5)), monitor=spec.get("monitor", default),
+                  min_delta=float(spec.get("min_delta", 0.0)),
+                  restore_best=bool(spec.get("restore_best", True)))
+        if out.monitor.startswith("val_") and not has_val:
+            raise SpecError(f"monitors {out.monitor!r}, but there is no validation data",
+                            "train.early_stopping.monitor")
+        return out
+
+    def _value(self, row: dict) -> float:
+        if self.monitor not in row:
+            raise SpecError(f"cannot monitor {self.monitor!r}; the history has "
+                            f"{', '.join(row)}", "train.early_stopping.monitor")
+        v = row[self.monitor]
+        return -v if self.monitor.endswith("accuracy") else v
+
+    def update(self, row: dict, model: Any) -> bool:
+        v = self._value(row)
+        if v < self.best - self.min_delta:
+            self.best, self.bad = v, 0
+            if self.restore_best:
+                self.best_params = copy.deepcopy(model.params)
+            return True
+        self.bad += 1
+        return False
+
+    def should_stop(self) -> bool:
+        return self.bad > self.patience
+
+
+class _NoBar:
+    def batch_done(self, *a: Any) -> None: ...
+    def epoch_done(self, row: dict) -> None: ...
+    def close(self) -> None: ...
+
+
+class _Bar(_NoBar):
+    """Two tqdm bars: epochs, and batches with loss, rate and throughput."""
+
+    def __init__(self, epochs: int, steps: int):
+        from tqdm.auto import tqdm
+
+        self.tqdm, self.steps = tqdm, steps
+        self.outer = tqdm(total=epochs, unit="epoch", desc="epochs", file=sys.stderr,
+                          dynamic_ncols=True)
+        self.inner = None
+        self.every = max(1, steps // 50)
+
+    def batch_done(self, loss: float, lr: float, seen: int, elapsed: float) -> None:
+        if self.inner is None:
+            self.inner = self.tqdm(total=self.steps, unit="batch", leave=False, file=sys.stderr,
+                                   dynamic_ncols=True, desc="batches")
+            self.n = 0
+        self.n += 1
+        if self.n % self.every == 0 or self.n == self.steps:
+            self.inner.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}",
+                                   samples_s=f"{seen / max(elapsed, 1e-9):,.0f}", refresh=False)
+            self.inner.update(self.n - self.inner.n)
+
+    def epoch_done(self, row: dict) -> None:
+        if self.inner is not None:
+            self.inner.close()
+            self.inner = None
+        shown = {k: _fmt(k, v) for k, v in row.items()
+                 if k not in ("epoch", "time", "samples_per_s")}
+        self.outer.set_postfix(shown, refresh=False)
+        self.outer.update(1)
+        self.tqdm.write("  ".join([f"epoch {row['epoch']}"] + [
+            f"{k} {_fmt(k, v)}" for k, v in row.items() if k != "epoch"]), file=sys.stderr)
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+        self.outer.close()
+
+
+def _fmt(key: str, v: Any) -> str:
+    if key.endswith("accuracy"):
+        return f"{100 * v:.2f}%"
+    if key == "samples_per_s":
+        return f"{v:,.0f}/s"
+    if key == "time":
+        return f"{v:.2f}s"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _progress(epochs: int, steps: int, verbose: bool) -> _NoBar:
+    return _Bar(epochs, steps) if verbose else _NoBar()
+
+
+# ---- the LR finder ---------------------------------------------------------------------
+
+@dataclass
+class LRFinderResult:
+    """Rates tried (growing exponentially, one mini-batch each) and the losses they gave."""
+
+    rates: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestion: float | None  # a tenth of the rate at the smoothed loss's minimum
+
+    def plot(self, path: str | Path | None = None):
+        from graphc.plots import plot_lr_find
+
+        return plot_lr_find(self, path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rates": self.rates, "losses": self.losses, "smoothed": self.smoothed,
+                "suggestion": self.suggestion}
+
+
+def lr_find(model: Any, data: Any, batch_size: int | None = None, optimizer: Any = None,
+            start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
+            smooth: float = 0.98, diverge: float = 4.0, seed: int = 0,
+            target: str | None = None, verbose: bool = False) -> LRFinderResult:
+    """Sweep the rate from start_lr to end_lr exponentially, one mini-batch per rate, and
+    stop when the smoothed loss exceeds `diverge` times its best. The params and the
+    optimizer are restored afterwards: the sweep only looks."""
+    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
+        raise InputError(f"the sweep needs 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    if int(num_steps) < 2:
+        raise InputError(f"num_steps must be at least 2, got {num_steps}")
+    o = train_options(model.graph, batch_size=batch_size, optimizer=optimizer, seed=seed)
+    train = datamod.prepare(model, data, "data", target=target)
+    opt = optimmod.from_spec(copy.deepcopy(o["optimizer"]) if not isinstance(
+        o["optimizer"], optimmod.Optimizer) else o["optimizer"].to_spec())
+    saved = copy.deepcopy(model.params)
+    rng = np.random.default_rng(o["seed"])
+    batches: list[Any] = []
+    rates, losses, smoothed = [], [], []
+    avg, best = 0.0, math.inf
+    bar = None
+    if verbose:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=int(num_steps), unit="rate", desc="lr-find", file=sys.stderr)
+    try:
+        for i in range(int(num_steps)):
+            if not batches:
+                batches = list(train.batches(o["batch_size"], True, False, rng))[::-1]
+            lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
+            opt.lr = lr
+            with np.errstate(all="ignore"):
+                loss = model.train_step(opt, **train.batch(batches.pop()))
+            if not math.isfinite(loss):
+                break
+            avg = smooth * avg + (1 - smooth) * loss
+            s = avg / (1 - smooth ** (i + 1))
+            rates.append(lr)
+            losses.append(loss)
+            smoothed.append(s)
+            if bar is not None:
+                bar.set_postfix(lr=f"{lr:.2e}", loss=f"{s:.4g}", refresh=False)
+                bar.update(1)
+            best = min(best, s)
+            if s > diverge * best:
+                break
+    finally:
+        model.params = saved
+        if bar is not None:
+            bar.close()
+    suggestion = rates[int(np.argmin(smoothed))] / 10 if rates else None
+    return LRFinderResult(rates, losses, smoothed, suggestion)
