@@ -62,6 +62,15 @@ def new_digraph(opts: Options) -> graphviz.Digraph:
     return dot
 
 
+LARGE = 120  # nodes beyond which layout effort is capped (seconds, not minutes)
+
+
+def _limit_effort(dot: graphviz.Digraph, nodes: int) -> None:
+    """Large graphs: fewer network-simplex and crossing-minimization passes."""
+    if nodes > LARGE:
+        dot.attr(nslimit="2", nslimit1="2", mclimit="0.5")
+
+
 def _font(text: str, color: str, size: int | None = None, bold: bool = False) -> str:
     size_attr = f' point-size="{size}"' if size else ""
     body = f"<b>{text}</b>" if bold else text
@@ -168,6 +177,7 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
                 c.node(key, **attrs)
     for tail, head, attrs in edges:
         dot.edge(tail, head, **attrs)
+    _limit_effort(dot, sum(len(m) for m in clusters.values()))
     return dot
 
 
@@ -332,6 +342,7 @@ def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.
         back = n.id not in fwd
         for a in n.args:
             dot.edge(f"b_{a}", f"b_{n.id}", color=t.grad if back else t.muted)
+    _limit_effort(dot, len(prog))
     return dot
 
 

@@ -45,6 +45,11 @@ def script_json(data: Any) -> str:
 
 def stepper_html(sc: Scene, opts: Options) -> str:
     """One HTML page stepping through the forward and backward pass of a traced Scene."""
+    return stepper_page(sc, opts)[0]
+
+
+def stepper_page(sc: Scene, opts: Options) -> tuple[str, int]:
+    """The stepper page and its number of frames."""
     fs, sources = frame_sources(sc, opts)
     svgs = render_svgs(sources)
     data = {"interval": INTERVAL_MS,
@@ -53,7 +58,12 @@ def stepper_html(sc: Scene, opts: Options) -> str:
     t = opts.theme
     name = html.escape(sc.graph.name)
     doc = f"<p>{html.escape(sc.graph.doc)}</p>" if sc.graph.doc else ""
-    return f"""<!DOCTYPE html>
+    return _STEPPER.format(name=name, doc=doc, css=_asset("stepper.css"), value=t.value,
+                           grad=t.grad, hl=t.highlight, data=script_json(data),
+                           js=_asset("stepper.js")), len(fs)
+
+
+_STEPPER = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -61,8 +71,8 @@ def stepper_html(sc: Scene, opts: Options) -> str:
 <meta name="generator" content="graphc">
 <title>{name} · graphc stepper</title>
 <style>
-{_asset("stepper.css")}
-:root {{ --value: {t.value}; --grad: {t.grad}; --hl: {t.highlight}; }}
+{css}
+:root {{ --value: {value}; --grad: {grad}; --hl: {hl}; }}
 </style>
 </head>
 <body data-phase="forward">
@@ -80,13 +90,22 @@ def stepper_html(sc: Scene, opts: Options) -> str:
 </nav>
 <div class="gc-help">← → step · space play/pause · Home/End first/last ·
 values above each edge, gradients below; the highlighted node is the current step</div>
-<script id="gc-frames" type="application/json">{script_json(data)}</script>
+<script id="gc-frames" type="application/json">{data}</script>
 <script>
-{_asset("stepper.js")}
+{js}
 </script>
 </body>
 </html>
 """
+
+
+def static_html(svg: str, name: str) -> str:
+    """A diagram as a page of its own (the SVG inline, nothing fetched)."""
+    title = html.escape(name)
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{title} · graphc</title>\n<style>body{{margin:16px;font-family:"
+            "system-ui,sans-serif}svg{max-width:100%;height:auto}</style>\n</head>\n<body>\n"
+            f"{svg}\n</body>\n</html>\n")
 
 
 def write_frames(sc: Scene, opts: Options, directory: str | Path, fmt: str = "svg") -> list[Path]:

@@ -1,0 +1,117 @@
+"""`graphc viz`: a spec's diagram (.svg .png .pdf .dot .html) or its step-through stepper.
+
+Values come from `--set` and the spec's default input "value"s, computed by the NumPy
+reference in float64. Every failure is one `error:` line and exit status 1; impossible
+option combinations are usage errors (exit 2), as click reports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from graphc.cli import friendly, load_spec, parse_sets, set_option
+from graphc.errors import InputError
+from graphc.viz import THEMES, VIEWS, make_options, scene_for
+from graphc.viz.dot import draw, draw_backward
+
+EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
+
+
+@click.command("viz")
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Output file; its extension picks the format: .svg .png .pdf .dot .html")
+@set_option
+@click.option("--values/--no-values", default=True, show_default=True,
+              help="Write forward values above the edges.")
+@click.option("--grads/--no-grads", default=True, show_default=True,
+              help="Write gradients below the edges.")
+@click.option("--step", is_flag=True,
+              help="Step through the forward and backward pass (-o NAME.html).")
+@click.option("--frames", "frames_dir", type=click.Path(file_okay=False),
+              help="Also write numbered step-through frames for slides into this directory.")
+@click.option("--frames-format", type=click.Choice(["svg", "png"]), default="svg",
+              show_default=True)
+@click.option("--collapse/--expand", default=None,
+              help="Draw layers as one box, or as a cluster of their ops "
+                   "[default: collapse graphs with more than 40 ops]")
+@click.option("--view", type=click.Choice(VIEWS), default="values", show_default=True,
+              help="forward: values only; values: values and gradients; "
+                   "backward: the derived backward graph.")
+@click.option("--theme", type=click.Choice(list(THEMES)), default="default", show_default=True,
+              help="colorblind: Okabe-Ito blue/vermilion; print: black on white.")
+@click.option("--digits", type=click.IntRange(0, 8), default=2, show_default=True,
+              help="Decimals of the numbers shown.")
+@click.option("--rankdir", type=click.Choice(["LR", "TB"]), default="LR", show_default=True,
+              help="Left to right, or top to bottom.")
+@click.option("--backend", type=click.Choice(["numpy"]), default="numpy", show_default=True,
+              help="What computes the values: the NumPy reference, in float64.")
+@friendly
+def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, grads: bool,
+            step: bool, frames_dir: str | None, frames_format: str, collapse: bool | None,
+            view: str, theme: str, digits: int, rankdir: str, backend: str) -> None:
+    """Draw SPEC with its values and gradients, or step through one backward pass."""
+    if out is None and frames_dir is None:
+        raise click.UsageError("missing option '-o' / '--output' (e.g. -o model.svg)")
+    ext = Path(out).suffix.lower() if out else None
+    if out is not None and ext not in EXTENSIONS:
+        raise InputError(f"{out}: unknown output type {ext or '(no extension)'!r}; "
+                         "use .svg, .png, .pdf, .dot or .html")
+    if step and ext not in (None, ".html"):
+        raise click.UsageError(f"--step writes an HTML stepper: use -o NAME.html, or "
+                               f"--frames DIR for numbered frames (got {out})")
+    if (step or frames_dir) and view == "backward":
+        raise click.UsageError("--step and --frames walk the forward diagram; "
+                               "drop --view backward")
+    graph = load_spec(spec)
+    inputs = parse_sets(sets) or None
+    sc = scene_for(graph, view=view, collapse=collapse, inputs=inputs,
+                   compute=values or grads or step or frames_dir is not None)
+    opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
+                        rankdir=rankdir)
+    if sc.values is None and (values or grads) and graph.inputs:
+        click.echo("note: no values to show: some inputs have no default \"value\" "
+                   "(pass --set NAME=VALUE); drawing the structure only", err=True)
+    if (step or frames_dir) and sc.values is None:
+        raise InputError("stepping through needs values: pass --set NAME=VALUE for each "
+                         "input without a default \"value\" in the spec")
+    if frames_dir is not None:
+        from graphc.viz.html import write_frames
+
+        paths = write_frames(sc, opts, frames_dir, frames_format)
+        click.echo(f"wrote {len(paths)} frames to {frames_dir}")
+    if out is None:
+        return
+    if step:
+        from graphc.viz.html import stepper_page
+
+        text, count = stepper_page(sc, opts)
+        _write(out, text.encode("utf-8"))
+        click.echo(f"wrote {out} ({count} steps)")
+        return
+    dot = draw_backward(sc, opts, clusters=collapse is False) if view == "backward" \
+        else draw(sc, opts)
+    _write(out, _encode(dot.source, ext, sc.graph.name))
+    click.echo(f"wrote {out}")
+
+
+def _encode(source: str, ext: str, name: str) -> bytes:
+    from graphc.viz.render import render, svg_text
+
+    if ext in (".dot", ".gv"):
+        return source.encode("utf-8")
+    if ext == ".html":
+        from graphc.viz.html import static_html
+
+        return static_html(svg_text(source), name).encode("utf-8")
+    fmt = ext[1:]
+    return render(source, fmt, dpi=150 if fmt == "png" else None)
+
+
+def _write(path: str, data: bytes) -> None:
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        raise InputError(f"{path}: the directory {str(p.parent)!r} does not exist")
+    p.write_bytes(data)
