@@ -68,7 +68,9 @@ def esc(text: object) -> str:
     s = str(text)
     if any(ord(c) < 32 or ord(c) == 127 for c in s):
         s = "".join(c if 32 <= ord(c) != 127 else repr(c)[1:-1] for c in s)
-    return html.escape(s, quote=True)
+    # Graphviz expands escapes such as \N (the node's name) even inside HTML labels,
+    # and even when written as &#92;N; a doubled backslash is one literal backslash
+    return html.escape(s.replace("\\", "\\\\"), quote=True)
 
 
 # ---- numbers ------------------------------------------------------------------------
