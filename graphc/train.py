@@ -196,6 +196,8 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
     try:
         for epoch in range(1, o["epochs"] + 1):
             row = loop.epoch(epoch, rng, sched, bar, hist)
+            if not loop.params_finite():
+                loop.diagnose(len(loop.batches_of_epoch) - 1, hist, epoch)
             if val is not None:
                 row["val_loss"], metric = datamod.evaluate(model, val, head)
                 if head is not None:
@@ -206,8 +208,6 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
                 sched.step(row.get("val_loss", row["loss"]))
             elif sched is not None and sched.interval == "epoch":
                 sched.step()
-            if not loop.params_finite():
-                loop.diagnose(len(loop.batches_of_epoch) - 1, hist, epoch)
             if stopper is not None:
                 improved = stopper.update(row, model)
                 if improved:
