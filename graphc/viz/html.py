@@ -43,16 +43,16 @@ def script_json(data: Any) -> str:
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def stepper_html(sc: Scene, opts: Options) -> str:
+def stepper_html(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS) -> str:
     """One HTML page stepping through the forward and backward pass of a traced Scene."""
-    return stepper_page(sc, opts)[0]
+    return stepper_page(sc, opts, interval_ms)[0]
 
 
-def stepper_page(sc: Scene, opts: Options) -> tuple[str, int]:
-    """The stepper page and its number of frames."""
+def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS) -> tuple[str, int]:
+    """The stepper page and its number of frames; `interval_ms` is the play speed."""
     fs, sources = frame_sources(sc, opts)
     svgs = render_svgs(sources)
-    data = {"interval": INTERVAL_MS,
+    data = {"interval": int(interval_ms),
             "frames": [{"phase": f.phase, "title": f.title, "caption": f.caption,
                         "node": f.node, "svg": s} for f, s in zip(fs, svgs)]}
     t = opts.theme

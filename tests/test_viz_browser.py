@@ -1,0 +1,125 @@
+"""The HTML stepper in a real headless browser (Debian's chromium driven by Playwright,
+offline: never `playwright install`). One browser for the module; each test ~1 s.
+
+CI installs `chromium` (apt) and `playwright` (pip); like torch, they are optional for
+users, so this module is skipped only where they are absent.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import pytest
+
+from graphc.viz import make_options, scene_for
+from graphc.viz.html import stepper_page
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = os.environ.get("GRAPHC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+if not os.path.exists(CHROMIUM):
+    pytest.skip("no chromium (apt-get install chromium)", allow_module_level=True)
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_stepper(browser, tmp_path):
+    pages = []
+
+    def go(spec):
+        path = tmp_path / "stepper.html"
+        page_html, _ = stepper_page(scene_for(spec), make_options(), interval_ms=250)
+        path.write_text(page_html, encoding="utf-8")
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.errors, page.dialogs = [], []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+        page.route("**/*", lambda route: route.abort()
+                   if not route.request.url.startswith("file:") else route.continue_())
+        page.goto(path.as_uri())
+        pages.append(page)
+        return page
+
+    yield go
+    for p in pages:
+        p.close()
+
+
+def state(page) -> tuple[str, str, str | None]:
+    return (page.locator("#gc-counter").text_content(), page.locator("#gc-lines").inner_text(),
+            page.locator("#gc-stage .gc-current").get_attribute("id"))
+
+
+def test_buttons_and_keys_step_through_the_neuron(open_stepper, examples):
+    page = open_stepper(examples / "neuron.json")
+    counter, caption, node = state(page)
+    assert counter == "1 / 22" and "x0 = -1.00" in caption and node == "n_v0"
+    assert page.locator("#gc-prev").is_disabled()
+    for _ in range(5):
+        page.click("#gc-next")
+    counter, caption, node = state(page)
+    assert counter == "6 / 22" and "t0 = w0 × x0 = 2.00 × (-1.00) = -2.00" in caption
+    assert node == "n_v5"
+    page.click("#gc-prev")
+    assert state(page)[2] == "n_v4"
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    assert state(page)[2] == "n_v6"
+    page.keyboard.press("ArrowLeft")
+    assert state(page)[2] == "n_v5"
+    page.keyboard.press("End")
+    counter, caption, node = state(page)
+    assert counter == "22 / 22" and node == "n_v5"
+    assert "∂f/∂x0 = ∂f/∂t0 × ∂t0/∂x0 = 0.20 × 2.00 = 0.39" in caption
+    assert page.locator("#gc-phase").text_content() == "backward pass"
+    assert page.locator("#gc-next").is_disabled()
+    shot = page.screenshot()
+    assert not page.errors
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(shot)).convert("RGB")
+    colours = img.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 50  # text, lines and fills, not a blank page
+    dark = sum(n for n, (r, g, b) in colours if r + g + b < 300)
+    assert dark > 2000
+    assert any(r > 200 and g < 90 and b < 90 for _, (r, g, b) in colours)  # red gradients
+
+
+def test_slider_and_play_pause(open_stepper, examples):
+    page = open_stepper(examples / "fork.json")
+    page.locator("#gc-slider").fill("7")
+    assert state(page)[0] == "8 / 9"
+    page.click("#gc-play")
+    page.wait_for_function("document.getElementById('gc-counter').textContent === '9 / 9'",
+                           timeout=5000)
+    counter, caption, node = state(page)
+    assert node == "fork_v0" and "= 2.00 + 3.00 = 5.00" in caption
+    assert page.locator("#gc-play").get_attribute("aria-pressed") == "false"  # stops at end
+    page.keyboard.press("Home")
+    assert state(page)[0] == "1 / 9" and not page.errors
+
+
+def test_hostile_names_are_shown_as_text_and_never_run(open_stepper):
+    from test_viz import HOSTILE, hostile_spec
+
+    page = open_stepper(hostile_spec())
+    assert page.title().startswith(HOSTILE[0])
+    assert page.locator("#gc-title").inner_text() == f"{HOSTILE[0]} = 2.00"
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#gc-lines").inner_text() == 'a"b is an input: a"b = 3.00'
+    page.keyboard.press("End")
+    stage = page.locator("#gc-stage").inner_text()
+    assert HOSTILE[0] in stage and "back\\slash\\N" in stage
+    assert page.evaluate("document.querySelectorAll('script').length") == 2
+    assert not page.dialogs and not page.errors
