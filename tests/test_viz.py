@@ -368,3 +368,17 @@ def test_cli_in_a_real_process(examples, tmp_path):
     assert done.returncode == 0, done.stderr
     texts = {"".join(e.itertext()) for e in ET.parse(out).getroot().iter()}
     assert {"0.73", "-0.59", "-0.20", "0.39", "-0.39", "0.20"} <= texts
+
+
+def test_the_gallery_images_exist_and_show_the_lecture_numbers(examples):
+    docs = examples.parent / "docs"
+    text = (docs / "gallery.md").read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\((img/[^)]+\.svg)\)", text)
+    assert len(images) >= 10
+    for name in images:
+        ET.parse(docs / name)  # each one a well-formed SVG
+    texts = {"".join(e.itertext()) for e in ET.parse(docs / "img" / "neuron.svg").iter()}
+    assert {"0.73", "-0.20", "0.39", "-0.39", "-0.59", "0.20"} <= texts
+    page = (docs / "neuron-stepper.html").read_text(encoding="utf-8")
+    blob = page.split('type="application/json">')[1].split("</script>")[0]
+    assert len(json.loads(blob)["frames"]) == 22
