@@ -47,6 +47,15 @@ def _optimizer(model, name: str | None, lr: float | None):
     return spec
 
 
+def _need_no_data(model) -> None:
+    used = {a for node in model.program for a in node.args}
+    missing = [k for k, i in model.program.inputs.items()
+               if i in used and "value" not in model.graph.inputs[k]]
+    if missing:
+        raise InputError(f"pass --data FILE: input{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(map(repr, missing))} have no default value in the spec")
+
+
 def _pct_or_num(key: str, v: float | None) -> str:
     if v is None:
         return "-"
@@ -55,8 +64,9 @@ def _pct_or_num(key: str, v: float | None) -> str:
 
 @click.command("train")
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, metavar="FILE",
-              help=".npz with arrays named after the inputs, or .csv with a header row.")
+@click.option("--data", metavar="FILE",
+              help=".npz with arrays named after the inputs, or .csv with a header row "
+              "(optional when every input has a default value in the spec).")
 @click.option("--val", metavar="FILE", help="Validation data, evaluated after every epoch.")
 @click.option("--test", metavar="FILE", help="Test data, evaluated once at the end.")
 @click.option("--target", metavar="COLUMN", help="CSV: the column holding the target.")
@@ -93,10 +103,13 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
     model = graphc.compile(load_spec(spec), backend=backend, dtype=dtype)
     if init_params:
         model.load(init_params)
+    if data is None:
+        _need_no_data(model)
     test_set = prepare(model, test, "test", target=target) if test else None
     t0 = time.perf_counter()
     try:
-        hist = fit(model, data, epochs=epochs, batch_size=batch_size, validation=val,
+        hist = fit(model, data if data is not None else {}, epochs=epochs,
+                   batch_size=batch_size, validation=val,
                    optimizer=_optimizer(model, optimizer, lr), accumulate=accumulate,
                    clip_grad_norm=clip_grad_norm, seed=seed, verbose=not quiet,
                    early_stopping=patience, target=target)
@@ -115,7 +128,9 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
         loss, metric = evaluate(model, test_set, head)
         extra = f", {head.metric} {_pct_or_num(head.metric, metric)}" if head else ""
         click.echo(f"test ({test}): loss {loss:.4g}{extra}")
-    if output:
+    if not output:
+        click.echo("the params were not saved (pass -o FILE.npz to keep them)")
+    else:
         if not save_if_finite(model, output):
             fail(f"the trained params hold NaN or inf; {output} was not written")
         click.echo(f"wrote {output}")

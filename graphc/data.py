@@ -79,9 +79,11 @@ def prepare(model: Any, data: Any, what: str = "data", target: str | None = None
     prog, graph = model.program, model.graph
     if isinstance(data, (str, Path)):
         arrays, source = read_file(data, model, target), str(data)
+        names = list(arrays)
         arrays = {k: v for k, v in arrays.items() if k in prog.inputs}
     elif isinstance(data, Mapping):
         arrays, source = dict(data), what
+        names = list(arrays)
         for k in arrays:
             if k not in prog.inputs:
                 raise InputError(f"{what}: {k!r} is not an input of the model ("
@@ -94,9 +96,9 @@ def prepare(model: Any, data: Any, what: str = "data", target: str | None = None
     needed = [k for k, i in prog.inputs.items() if i in used]
     missing = [k for k in needed if k not in arrays and "value" not in graph.inputs[k]]
     if missing:
-        hints = [h for k in missing if (h := did_you_mean(k, [a for a in arrays if a
-                                                              not in prog.inputs])) is not None]
-        have = ", ".join(repr(k) for k in arrays) or "nothing"
+        others = [a for a in names if a not in prog.inputs]
+        hints = [h for k in missing if (h := _hint(k, others)) is not None]
+        have = ", ".join(repr(k) for k in names) or "nothing"
         raise InputError(f"{source}: no array for input{'s' if len(missing) > 1 else ''} "
                          f"{', '.join(repr(k) for k in missing)} (it has {have}"
                          + (f"; {hints[0]}" if hints else "") + ")")
@@ -120,6 +122,11 @@ def prepare(model: Any, data: Any, what: str = "data", target: str | None = None
     out = {k: by_id[prog.inputs[k]] for k in arrays if prog.inputs[k] in by_id}
     _check_labels(source, prog, out)
     return Dataset(out, tuple(k for k in batched if k in out), n, source)
+
+
+def _hint(name: str, others: list[str]) -> str | None:
+    same = [o for o in others if o.lower() == name.lower()]
+    return f"did you mean {same[0]!r}?" if same else did_you_mean(name, others)
 
 
 def _numbers(source: str, name: str, value: Any) -> np.ndarray:

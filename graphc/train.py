@@ -274,7 +274,8 @@ class _Loop:
             and not isinstance(sched, schedmod.ReduceLROnPlateau)
         for j, idx in enumerate(self.batches_of_epoch):
             self.hypers.append(dict(self.opt.hyper))
-            loss = self.step(idx)
+            with np.errstate(all="ignore"):  # non-finite losses get a diagnosis instead
+                loss = self.step(idx)
             if not math.isfinite(loss):
                 self.diagnose(j, hist, epoch)
             rows = self.train.rows(idx)
