@@ -71,12 +71,15 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
                    compute=values or grads or step or frames_dir is not None)
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
                         rankdir=rankdir)
-    if sc.values is None and (values or grads) and graph.inputs:
-        click.echo("note: no values to show: some inputs have no default \"value\" "
-                   "(pass --set NAME=VALUE); drawing the structure only", err=True)
-    if (step or frames_dir) and sc.values is None:
-        raise InputError("stepping through needs values: pass --set NAME=VALUE for each "
-                         "input without a default \"value\" in the spec")
+    if sc.values is None and (values or grads or step or frames_dir) and graph.inputs:
+        missing = [n for n, spec_ in graph.inputs.items()
+                   if "value" not in spec_ and n not in (inputs or {})]
+        sets = " ".join(f"--set {n}=..." for n in missing)
+        if step or frames_dir:
+            raise InputError(f"stepping through needs values: pass {sets} (inputs without "
+                             "a default \"value\" in the spec)")
+        click.echo(f"note: no values to show without {sets}; drawing the structure only",
+                   err=True)
     if frames_dir is not None:
         from graphc.viz.html import write_frames
 

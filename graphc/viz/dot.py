@@ -233,7 +233,8 @@ def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Ma
         small = len(sym) <= 3
         return dict(shape="circle" if small else "box", style="rounded,filled",
                     fillcolor=t.op, fixedsize="true" if small else "false",
-                    width="0.42" if small else "0.3", height="0.3", margin="0.04,0.02",
+                    width=("0.42" if len(sym) <= 2 else "0.52") if small else "0.3",
+                    height="0.3", margin="0.04,0.02",
                     label=_table([_row(_font(esc(sym), t.line, 14 if small else 11))]))
     if unit.kind == "source":
         n = sc.program[unit.ids[0]]

@@ -19,7 +19,7 @@ import numpy as np
 from graphc.ops import REGISTRY
 from graphc.viz.dot import Mask
 from graphc.viz.scene import Scene, Unit, Wire
-from graphc.viz.style import fmt, fmt_array, fmt_grad, fmt_shape
+from graphc.viz.style import fmt, fmt_array, fmt_grad, fmt_shape, is_small
 
 INFIX = {"+", "−", "×", "÷", "^"}
 PREFIX = {"−x": "−{}", "1/x": "1/{}", "x²": "{}²", "|x|": "|{}|", "ᵀ": "{}ᵀ", "@": "{} @ {}"}
@@ -189,7 +189,9 @@ class _Writer:
             c = sc.wire_grad(w)
             a = w.value
             local = f"∂{self.name(y)}/∂{self.name(a)}"
-            head = f"{self.dl(a)} = {self.dl(y)} × {local}"
+            part = f" (the part through {self.name(y)})" if sc.is_fork(a) else ""
+            head = f"{self.dl(a)}{part} = {self.dl(y)} × {local}"
+            g_arr, c_arr = np.asarray(g), np.asarray(c)
             if self.scalar(g, c):
                 gf = float(g)
                 if gf != 0.0:
@@ -197,6 +199,10 @@ class _Writer:
                                  f" = {self.n(c)}")
                 else:
                     lines.append(f"{head} = 0 × {local} = {self.n(c)}")
+            elif (op.kind == "elementwise" and g_arr.shape == c_arr.shape and is_small(g_arr)
+                  and np.all(g_arr != 0)):  # upstream ⊙ local derivative, element by element
+                lines.append(f"{head} = {fmt_array(g_arr, self.d)} ⊙ "
+                             f"{fmt_array(c_arr / g_arr, self.d)} = {fmt_array(c_arr, self.d)}")
             else:
                 lines.append(f"{head}:  {fmt_grad(g, self.d)} → {fmt_grad(c, self.d)}"
                              f"   {fmt_shape(np.shape(c))}")
@@ -214,6 +220,9 @@ class _Writer:
         line1 = f"{self.dl(a)} = " + " + ".join(terms)
         if self.scalar(total, *grads):
             line2 = "= " + " + ".join(self.n(x, paren=True) for x in grads) + f" = {self.n(total)}"
+        elif all(is_small(x) for x in grads):
+            line2 = "= " + " + ".join(fmt_array(x, self.d) for x in grads) + \
+                    f" = {fmt_array(total, self.d)}"
         else:
             line2 = "= Σ of " + ", ".join(fmt_grad(x, self.d) for x in grads) + \
                     f" = {fmt_grad(total, self.d)}"
