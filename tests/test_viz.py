@@ -295,6 +295,8 @@ def test_renderers_and_the_message_when_there_is_none(examples, monkeypatch):
     assert len(render_svgs([src, src, src])) == 3
     with pytest.raises(RenderError, match="apt-get install graphviz"):
         render(src, "pdf")
+    jupyter = graphc.viz(examples / "fork.json")._repr_mimebundle_()["image/svg+xml"]
+    assert "<svg" in jupyter and "5.00" in jupyter  # inline in Jupyter without `dot`
     monkeypatch.setenv("GRAPHC_RENDERER", "none")
     with pytest.raises(RenderError, match="pip install graphviz-pure"):
         render(src, "svg")

@@ -52,9 +52,28 @@ class Mask:
         return self.grads is None or (bool(ids) and all(i in self.grads for i in ids))
 
 
+class Diagram(graphviz.Digraph):
+    """A graphviz.Digraph that renders through graphc's renderer choice, so that it shows
+    inline in Jupyter (and `pipe`s) with graphviz-pure when there is no system Graphviz."""
+
+    def pipe(self, format: str | None = None, renderer: str | None = None,  # noqa: A002
+             formatter: str | None = None, neato_no_op: bool | int | None = None,
+             quiet: bool = False, *, engine: str | None = None,
+             encoding: str | None = None) -> bytes | str:
+        from graphc.viz.render import FORMATS, render
+
+        fmt = format or self.format
+        if renderer or formatter or neato_no_op or engine not in (None, "dot") \
+                or fmt not in FORMATS:
+            return super().pipe(format, renderer, formatter, neato_no_op, quiet,
+                                engine=engine, encoding=encoding)
+        out = render(self.source, fmt)
+        return out.decode(encoding) if encoding else out
+
+
 def new_digraph(opts: Options) -> graphviz.Digraph:
     t = opts.theme
-    dot = graphviz.Digraph(name="graphc")  # the graph's DOT name is never a spec name
+    dot = Diagram(name="graphc")  # the graph's DOT name is never a spec name
     dot.attr(rankdir=opts.rankdir, nodesep="0.25", ranksep="0.3", bgcolor="white",
              fontname=t.font, fontsize="12", newrank="true")
     dot.attr("node", fontname=t.font, fontsize="12", color=t.line, penwidth="1.2")
