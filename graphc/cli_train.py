@@ -47,6 +47,15 @@ def _optimizer(model, name: str | None, lr: float | None):
     return spec
 
 
+def _schedule(text: str | None):
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"--schedule: not a JSON object ({e.msg} at column {e.colno})") from None
+
+
 def _need_no_data(model) -> None:
     used = {a for node in model.program for a in node.args}
     missing = [k for k, i in model.program.inputs.items()
@@ -74,6 +83,8 @@ def _pct_or_num(key: str, v: float | None) -> str:
 @click.option("--batch-size", type=int, help="Default: the spec's train.batch_size, else 32.")
 @click.option("--lr", type=float, help="Learning rate, overriding the spec's optimizer's.")
 @click.option("--optimizer", metavar="NAME", help="sgd, adagrad, rmsprop, adam or adamw.")
+@click.option("--schedule", metavar="NAME|JSON", help='A schedule name, a JSON object such '
+              'as \'{"name": "step", "step_size": 10}\', or none.')
 @click.option("--accumulate", type=int, help="Micro-batches per step (gradient accumulation).")
 @click.option("--clip-grad-norm", type=float, help="Clip gradients to this global norm.")
 @click.option("--patience", type=int, help="Stop when the validation loss has not improved "
@@ -88,7 +99,8 @@ def _pct_or_num(key: str, v: float | None) -> str:
               show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @friendly
-def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, accumulate,
+def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, schedule,
+              accumulate,
               clip_grad_norm, patience, seed, init_params, output, history, plot, backend,
               dtype, quiet) -> None:
     """Train SPEC on --data; write the params (-o), the history and a plot."""
@@ -110,7 +122,8 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
     try:
         hist = fit(model, data if data is not None else {}, epochs=epochs,
                    batch_size=batch_size, validation=val,
-                   optimizer=_optimizer(model, optimizer, lr), accumulate=accumulate,
+                   optimizer=_optimizer(model, optimizer, lr), schedule=_schedule(schedule),
+                   accumulate=accumulate,
                    clip_grad_norm=clip_grad_norm, seed=seed, verbose=not quiet,
                    early_stopping=patience, target=target)
     except TrainingError as e:
@@ -118,10 +131,12 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
             e.history.save(history)
         raise
     seconds = time.perf_counter() - t0
-    last = hist.rows[-1]
+    restored = hist.stopped_early and hist.best_epoch
+    last = hist.rows[hist.best_epoch - 1] if restored else hist.rows[-1]
     parts = [f"{k} {_pct_or_num(k, v)}" for k, v in last.items()
              if k in ("loss", "val_loss") or k.startswith("val_")]
-    stop = f", stopped early (best epoch {hist.best_epoch})" if hist.stopped_early else ""
+    stop = (f", stopped early; params of the best epoch ({hist.best_epoch})" if restored
+            else "")
     click.echo(f"trained {len(hist)} epochs in {seconds:.1f} s{stop}: {', '.join(parts)}")
     if test_set is not None:
         head = find_head(model)

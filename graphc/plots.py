@@ -75,21 +75,22 @@ def plot_lr_find(result: Any, path: str | Path | None = None) -> Any:
     return _save(fig, path)
 
 
-def plot_compare(histories: Mapping[str, Any], path: str | Path | None = None,
-                 x: str = "epoch") -> Any:
-    """Several runs' training loss (left) and validation loss (right) against `x`:
-    "epoch", or "time" (cumulative seconds of training)."""
-    fig, axes = _figure(2)
+def plot_compare(histories: Mapping[str, Any], path: str | Path | None = None) -> Any:
+    """Several runs side by side: training loss per epoch, validation loss per epoch, and
+    training loss against seconds of training (what a step costs matters too)."""
+    fig, axes = _figure(3, 4.2)
     for i, (label, h) in enumerate(histories.items()):
-        xs = h["epoch"]
-        if x == "time":
-            xs = [sum(h["time"][:k + 1]) for k in range(len(h))]
-        axes[0].plot(xs, h["loss"], color=f"C{i}", label=label)
+        seconds = [sum(h["time"][:k + 1]) for k in range(len(h))]
+        axes[0].plot(h["epoch"], h["loss"], color=f"C{i}", label=label)
         if any(v is not None for v in h["val_loss"]):
-            axes[1].plot(xs, h["val_loss"], color=f"C{i}", label=label)
-    xlabel = "seconds of training" if x == "time" else "epoch"
-    for ax, what in zip(axes, ("training loss", "validation loss")):
-        ax.set(xlabel=xlabel, ylabel=what, yscale="log")
+            axes[1].plot(h["epoch"], h["val_loss"], color=f"C{i}", label=label)
+        axes[2].plot(seconds, h["loss"], color=f"C{i}", label=label)
+    for ax, (xlabel, ylabel) in zip(axes, (("epoch", "training loss"),
+                                           ("epoch", "validation loss"),
+                                           ("seconds of training", "training loss"))):
+        ax.set(xlabel=xlabel, ylabel=ylabel, yscale="log")
+        if xlabel.startswith("seconds"):
+            ax.set_xscale("log")
         ax.grid(alpha=0.3, which="both")
-        ax.legend()
+    axes[0].legend()
     return _save(fig, path)

@@ -159,7 +159,8 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
     to hold out. `batch_size` is the batch of one optimizer step; `accumulate=k` computes
     it as k micro-batches whose gradients are averaged (weighted by size), which equals one
     step on the whole batch up to rounding. `optimizer` and `schedule` are objects or the
-    spec's words ({"name": "adam", "lr": 1e-3}). `early_stopping` is a patience or
+    spec's words ({"name": "adam", "lr": 1e-3}); schedule=False (or "none") switches off
+    the spec's schedule. `early_stopping` is a patience or
     {"patience", "monitor", "min_delta", "restore_best"}; `checkpoint` is a params file
     written whenever the monitored value improves (never with non-finite params).
     """
@@ -182,6 +183,8 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
         raise SpecError(f"the learning rate must be a positive number, got {opt.lr}",
                         "train.optimizer.lr", source=model.graph.source)
     steps_per_epoch = train.steps(o["batch_size"], o["drop_last"])
+    if o["schedule"] is False or o["schedule"] == "none":
+        o["schedule"] = None  # switch off the spec's schedule
     sched = schedmod.from_spec(o["schedule"], opt, epochs=o["epochs"],
                                steps_per_epoch=steps_per_epoch)
     stopper = _EarlyStopping.make(o["early_stopping"], val is not None)
