@@ -44,8 +44,9 @@ EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
               help="colorblind: Okabe-Ito blue/vermilion; print: black on white.")
 @click.option("--digits", type=click.IntRange(0, 8), default=2, show_default=True,
               help="Decimals of the numbers shown.")
-@click.option("--rankdir", type=click.Choice(["LR", "TB"]), default="LR", show_default=True,
-              help="Left to right, or top to bottom.")
+@click.option("--rankdir", type=click.Choice(["auto", "LR", "TB"]), default="auto",
+              show_default=True, help="Left to right, top to bottom, or auto: top to bottom "
+              "for long chains (more than 14 nodes deep).")
 @click.option("--backend", type=click.Choice(["numpy"]), default="numpy", show_default=True,
               help="What computes the values: the NumPy reference, in float64.")
 @friendly

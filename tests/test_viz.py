@@ -172,7 +172,7 @@ def test_layers_collapse_to_boxes_with_shapes_and_param_counts(examples):
     assert len(e.clusters) == 3 and e.by_text("hidden.W")
 
 
-def test_a_20_layer_network_collapses_by_default():
+def test_a_20_layer_network_collapses_by_default(examples):
     nodes, prev = [], "x"
     for i in range(20):
         nodes.append({"id": f"fc{i}", "op": "dense", "inputs": [prev],
@@ -180,9 +180,16 @@ def test_a_20_layer_network_collapses_by_default():
         prev = f"fc{i}"
     spec = {"graphc": 1, "name": "deep", "nodes": nodes, "outputs": [prev],
             "inputs": {"x": {"shape": [2, 8], "value": [[0.5] * 8] * 2}}}
-    d = Dot(graphc.viz(spec).source)
+    source = graphc.viz(spec).source
+    d = Dot(source)
     boxes = [k for k in d.nodes if k.startswith("grp")]
     assert len(boxes) == 20 and "72 params" in d.text(boxes[0])
+    assert "rankdir=TB" in source  # a long chain reads top to bottom: value left, gradient right
+    (val,) = [k for k in d.nodes if k.startswith("val_") and "fc3" in d.nodes[k]["label"]]
+    label = d.nodes[val]["label"]
+    assert 'sides="L"' in label and label.index(GREEN) < label.index('port="m"')
+    assert ("rankdir=LR" in graphc.viz(spec, rankdir="LR").source
+            and "rankdir=LR" in graphc.viz(examples / "neuron.json").source)
 
 
 def test_a_model_is_drawn_with_its_own_params_and_a_given_trace(examples):

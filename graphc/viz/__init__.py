@@ -25,7 +25,7 @@ VIEWS = ("forward", "values", "backward")
 
 def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
-        digits: int = 2, rankdir: str = "LR", title: bool = True,
+        digits: int = 2, rankdir: str = "auto", title: bool = True,
         inputs: Mapping[str, Any] | None = None) -> graphviz.Digraph:
     """A diagram of a graph (a Graph, a Model, or anything `graphc.load` accepts).
 
@@ -45,12 +45,12 @@ def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values:
 
 
 def make_options(view: str = "values", values: bool = True, grads: bool = True,
-                 theme: str = "default", digits: int = 2, rankdir: str = "LR",
+                 theme: str = "default", digits: int = 2, rankdir: str = "auto",
                  title: bool = True) -> Options:
     if view not in VIEWS:
         raise ValueError(f"unknown view {view!r}; choose one of: {', '.join(VIEWS)}")
-    if rankdir not in ("LR", "TB", "RL", "BT"):
-        raise ValueError(f"rankdir must be LR, TB, RL or BT, not {rankdir!r}")
+    if rankdir not in ("auto", "LR", "TB"):
+        raise ValueError(f"rankdir must be auto, LR or TB, not {rankdir!r}")
     return Options(theme=get_theme(theme), values=values, grads=grads and view != "forward",
                    digits=int(digits), rankdir=rankdir, title=title)
 

@@ -30,7 +30,7 @@ class Options:
     values: bool = True
     grads: bool = True
     digits: int = 2
-    rankdir: str = "LR"
+    rankdir: str = "auto"  # LR, TB, or auto: TB for long chains, LR otherwise
     title: bool = True
     caption: tuple[str, ...] = ()  # lines under the title (a frame's arithmetic, on slides)
 
@@ -71,10 +71,13 @@ class Diagram(graphviz.Digraph):
         return out.decode(encoding) if encoding else out
 
 
-def new_digraph(opts: Options) -> graphviz.Digraph:
+DEEP = 14  # drawn nodes along the longest path beyond which `auto` lays out top to bottom
+
+
+def new_digraph(opts: Options, rankdir: str = "LR") -> graphviz.Digraph:
     t = opts.theme
     dot = Diagram(name="graphc")  # the graph's DOT name is never a spec name
-    dot.attr(rankdir=opts.rankdir, nodesep="0.25", ranksep="0.3", bgcolor="white",
+    dot.attr(rankdir=rankdir, nodesep="0.25", ranksep="0.3", bgcolor="white",
              fontname=t.font, fontsize="12", newrank="true")
     dot.attr("node", fontname=t.font, fontsize="12", color=t.line, penwidth="1.2")
     dot.attr("edge", fontname=t.font, fontsize="11", color=t.line, arrowsize="0.6")
@@ -107,12 +110,13 @@ def _row(cell: str, **attrs: str) -> str:
     return f"<tr><td{extra}>{cell}</td></tr>"
 
 
-def _title(name: str, opts: Options, grads: bool) -> str:
+def _title(name: str, opts: Options, grads: bool, vertical: bool = False) -> str:
     t = opts.theme
     rows = [_row(_font(esc(name), t.line, 14, bold=True))]
     if grads:
-        rows.append(_row(_font("value above each edge", t.value, 10) + _font(" · ", t.muted, 10)
-                         + _font("gradient below", t.grad, 10)))
+        where = ("left of", "right") if vertical else ("above", "below")
+        rows.append(_row(_font(f"value {where[0]} each edge", t.value, 10)
+                         + _font(" · ", t.muted, 10) + _font(f"gradient {where[1]}", t.grad, 10)))
     rows += [_row(_font(esc(line), t.line, 12)) for line in opts.caption]
     return _table(rows)
 
@@ -124,9 +128,14 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
     mask = mask or Mask()
     t = opts.theme
     show_grads = opts.grads and sc.values is not None and bool(sc.program.grad_map)
-    dot = new_digraph(opts)
+    rankdir = opts.rankdir
+    if rankdir == "auto":
+        rankdir = "TB" if depth(sc) > DEEP else "LR"
+    vertical = rankdir == "TB"
+    enter, leave = (":m:n", ":m:s") if vertical else (":m:w", ":m:e")
+    dot = new_digraph(opts, rankdir)
     if opts.title:
-        dot.attr(label=_title(sc.graph.name, opts, show_grads), labelloc="t")
+        dot.attr(label=_title(sc.graph.name, opts, show_grads, vertical), labelloc="t")
     clusters: dict[str | None, list[tuple[str, dict]]] = {}
     edges: list[tuple[str, str, dict]] = []
 
@@ -161,9 +170,9 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
         grad = _grad_rows(sc, [sc.grad_id(v)], sc.grad(v), opts, mask) if show_grads else []
         tail = unit.key
         if top or grad:
-            node(f"val_{v}", cl, **_label_node(top, grad, t))
-            edge(unit.key, f"val_{v}:m:w", arrowhead="none")
-            tail = f"val_{v}:m:e"
+            node(f"val_{v}", cl, **_label_node(top, grad, t, vertical))
+            edge(unit.key, f"val_{v}{enter}", arrowhead="none")
+            tail = f"val_{v}{leave}"
         if show_grads and sc.is_fork(v):
             fork = f"fork_{v}"
             node(fork, cl, shape="circle", width="0.3", height="0.3", fixedsize="true",
@@ -175,9 +184,10 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
                     continue
                 br = f"br_{v}_{j}"
                 g = _grad_rows(sc, w.contribs, sc.wire_grad(w), opts, mask)
-                node(br, cl, **_label_node(_value_rows(sc, v, unit, opts, mask, name=False), g, t))
-                edge(fork, f"{br}:m:w", arrowhead="none")
-                edge(f"{br}:m:e", w.dst)
+                top = _value_rows(sc, v, unit, opts, mask, name=False)
+                node(br, cl, **_label_node(top, g, t, vertical))
+                edge(fork, f"{br}{enter}", arrowhead="none")
+                edge(f"{br}{leave}", w.dst)
         else:
             for w in wires:
                 edge(tail, w.dst)
@@ -238,10 +248,27 @@ def _grad_rows(sc: Scene, ids: list[str | None], g: np.ndarray | None, opts: Opt
     return [_row(_font(esc(fmt_grad(g, opts.digits)), color))]
 
 
-def _label_node(top: list[str], bottom: list[str], t: Theme) -> dict:
-    """A value written on its edge: the edge enters and leaves at the middle line."""
-    line = _row("", port="m", sides="B", border="1", color=t.line, height="1")
-    return dict(shape="plain", label=_table(top + [line] + bottom))
+def _label_node(top: list[str], bottom: list[str], t: Theme, vertical: bool = False) -> dict:
+    """A value written on its edge: the edge enters and leaves at the middle line, the
+    value above it and the gradient below (left and right of it, top to bottom)."""
+    if not vertical:
+        line = _row("", port="m", sides="B", border="1", color=t.line, height="1")
+        return dict(shape="plain", label=_table(top + [line] + bottom))
+    inner = '<table border="0" cellborder="0" cellspacing="0" cellpadding="1">{}</table>'
+    left, right = (inner.format("".join(rows)) if rows else "" for rows in (top, bottom))
+    cells = (f'<td align="right">{left}</td>'
+             f'<td port="m" sides="L" border="1" color="{t.line}" width="1"></td>'
+             f'<td align="left">{right}</td>')
+    return dict(shape="plain", label=f"<{inner.format('<tr>' + cells + '</tr>')}>")
+
+
+def depth(sc: Scene) -> int:
+    """Drawn nodes along the longest path from a source to an output."""
+    d: dict[str, int] = {}
+    for key in sc.units:
+        d[key] = 1 + max((d.get(sc.producer(w.value), 0) for w in sc.wires if w.dst == key),
+                         default=0)
+    return max(d.values(), default=0)
 
 
 def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Mask) -> dict:
@@ -312,7 +339,7 @@ def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.
     prog = sc.program
     fwd = set(sc.forward)
     loss = sc.graph.loss or "L"
-    dot = new_digraph(opts)
+    dot = new_digraph(opts, "TB" if opts.rankdir == "TB" else "LR")
     if opts.title:
         dot.attr(label=_table([_row(_font(esc(sc.graph.name), t.line, 14, bold=True)),
                                _row(_font("the backward graph: forward nodes grey, "
