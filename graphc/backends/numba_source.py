@@ -1,0 +1,718 @@
+"""Numba source for a plan: kernel functions, and the module around them.
+
+A generated module is plain Python that imports only numpy and numba: a header of scalar
+helpers and the matmul routine, one `@njit(cache=True)` kernel per entry point (a whole
+forward, gradient or train step as one call), and small Python functions that check
+inputs, keep a reusable workspace per thread and call the kernels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+import graphc
+from graphc.backends.codegen import (
+    LoopBody,
+    Plan,
+    Poly,
+    Step,
+    describe,
+    elementwise_expr,
+    reduce_fields,
+    reduced_axes,
+    substitute,
+)
+from graphc.ir import Program, Shape, format_shape
+from graphc.ops import REGISTRY
+
+JIT = '@njit(cache=True, error_model="numpy", nogil=True)'
+
+
+@dataclass
+class Training:
+    """What the fused train step pastes in: the optimizer's update statements."""
+
+    optimizer: str  # its class name, for comments
+    lines: list[str]
+    slots: tuple[str, ...]
+    hyper: dict[str, float]  # names in the order the kernel takes them, with defaults
+    slot_init: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Entry:
+    """One kernel: `results` of `program`; a train entry returns the loss and updates."""
+
+    name: str
+    program: Program
+    results: list[str]
+    train: Training | None = None
+
+
+def _idx(names: list[str]) -> str:
+    return ", ".join(names)
+
+
+class KernelWriter:
+    """The source of one `@njit` kernel for an entry."""
+
+    def __init__(self, entry: Entry):
+        self.entry = entry
+        self.prog = entry.program
+        self.plan = Plan(self.prog, entry.results)
+        self.train = entry.train
+        self.slots, self.slot_sizes = self.plan.workspace()
+        self.lines: list[str] = []
+        prog = self.prog
+        used = {a for n in prog for a in n.args} | set(entry.results)
+        self.inputs = [i for i in prog.inputs.values() if i in used]
+        self.params = list(prog.params.values())
+        self.param_offsets: dict[str, Poly] = {}
+        off = Poly()
+        for p in self.params:
+            self.param_offsets[p] = off
+            off = off.plus(self.plan.size(prog[p].shape))
+        self.n_params = off
+
+    # sizes ---------------------------------------------------------------------------
+    def workspace_size(self) -> Poly:
+        total = self.n_params if self.train else Poly()
+        for s in self.slot_sizes:
+            total = total.plus(s)
+        return total
+
+    def dims(self) -> list[str]:
+        return [self.plan.dim(d) for d in self.plan.dims]
+
+    def signature(self) -> list[str]:
+        args = [*self.dims(), "ws"] + [self.arg_name(i) for i in self.inputs]
+        if self.train:
+            args += ["P", "S", *[f"h_{h}" for h in self.train.hyper], "t", "max_norm",
+                     "max_value"]
+        else:
+            args += [self.arg_name(p) for p in self.params]
+        return args
+
+    def arg_name(self, node_id: str) -> str:
+        return f"{node_id}_a" if self.prog[node_id].shape == () else node_id
+
+    # the function ------------------------------------------------------------------
+    def write(self) -> str:
+        e, prog, plan = self.entry, self.prog, self.plan
+        out = [JIT, f"def {e.name}_kernel({', '.join(self.signature())}):"]
+        body: list[str] = []
+        for sym, (node_id, axis) in plan.dims.items():
+            body.append(f"# {plan.dim(sym)}: dimension {sym!r} (axis {axis} of {node_id})")
+        body += self.declarations()
+        for step in plan.steps:
+            body += self.step(step)
+        if self.train:
+            body += self.update()
+            body.append(f"return {plan.outputs[0]}")
+        else:
+            body.append(f"return ({''.join(o + ', ' for o in plan.outputs)})")
+        out += ["    " + line if line else "" for line in body]
+        del prog
+        return "\n".join(out)
+
+    def shape_expr(self, shape: Shape) -> str:
+        dims = [self.plan.dim(d) for d in shape]
+        return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+    def declarations(self) -> list[str]:
+        prog, plan, lines = self.prog, self.plan, []
+        for i in self.inputs:
+            node = prog[i]
+            lines.append(f"# input {node.name!r}: {node.dtype}{format_shape(node.shape)} "
+                         f"is {self.arg_name(i)}")
+        if self.train:
+            lines.append(f"G = ws[0:{self.n_params}]  # every parameter's gradient, packed")
+            for p in self.params:
+                node = prog[p]
+                off, size = self.param_offsets[p], plan.size(node.shape)
+                if node.shape != ():
+                    lines.append(describe(node))
+                    lines.append(f"{p} = P[{off}:{off.plus(size)}].reshape("
+                                 f"{self.shape_expr(node.shape)})")
+        elif self.params:
+            lines.append("# params: " + ", ".join(
+                f"{prog[p].name!r} is {self.arg_name(p)}" for p in self.params))
+        base = self.n_params if self.train else Poly()
+        offsets, off = [], base
+        for size in self.slot_sizes:
+            offsets.append(off)
+            off = off.plus(size)
+        for node_id, slot in sorted(self.slots.items(), key=lambda kv: int(kv[0][1:])):
+            node = prog[node_id]
+            a, b = offsets[slot], offsets[slot].plus(self.slot_sizes[slot])
+            lines.append(f"{node_id} = ws[{a}:{b}].reshape({self.shape_expr(node.shape)})"
+                         f"  # workspace {slot}: {format_shape(node.shape)}")
+        for k, (name, r) in enumerate(zip(plan.outputs, plan.results)):
+            node = prog[r]
+            if node.shape == ():
+                continue
+            if self.train:  # the gradient of params[k - 1], packed into G
+                p = self.params[k - 1]
+                off = self.param_offsets[p]
+                lines.append(f"{name} = G[{off}:{off.plus(plan.size(node.shape))}].reshape("
+                             f"{self.shape_expr(node.shape)})  # gradient of "
+                             f"{prog[p].name!r}")
+            else:
+                lines.append(f"{name} = np.empty({self.shape_expr(node.shape)}, F)"
+                             f"  # result {k}")
+        return lines
+
+    # steps ---------------------------------------------------------------------------
+    def step(self, step: Step) -> list[str]:
+        return getattr(self, f"step_{step.kind}")(step)
+
+    def loops(self, shape: Shape, body: list[str], var: str = "i") -> list[str]:
+        lines = []
+        for k, d in enumerate(shape):
+            lines.append("    " * k + f"for {var}{k} in range({self.plan.dim(d)}):")
+        return lines + ["    " * len(shape) + line for line in body]
+
+    def step_loop(self, step: Step) -> list[str]:
+        plan, prog = self.plan, self.prog
+        body = LoopBody(plan, step).render()
+        before, after = [], []
+        for n in step.nodes:
+            node = prog[n]
+            if plan.kinds[n] not in ("reduce", "matmul"):
+                continue
+            f = reduce_fields(plan, node)
+            scalar = plan.modes[n] == "scalar"
+            if scalar:
+                before.append(f"{n} = {f['init']}")
+            else:
+                j = [f"j{k}" for k in range(len(node.shape))]
+                before += self.loops(node.shape, [f"{n}[{_idx(j)}] = {f['init']}"], "j")
+            if f["final"] == "acc":
+                continue
+            src = prog[node.args[0]].shape
+            count = " * ".join(plan.dim(src[a]) for a in sorted(reduced_axes(node, src)))
+            if scalar:
+                after.append(f"{n} = {substitute(f['final'], {'acc': n, 'n': count or '1'})}")
+            else:
+                j = [f"j{k}" for k in range(len(node.shape))]
+                acc = f"{n}[{_idx(j)}]"
+                after += self.loops(node.shape, [
+                    f"{acc} = {substitute(f['final'], {'acc': acc, 'n': count or '1'})}"], "j")
+        if not step.shape:
+            return before + body + after
+        return before + self.loops(step.shape, body) + after
+
+    def step_scalar(self, step: Step) -> list[str]:
+        n = step.nodes[0]
+        node, plan = self.prog[n], self.plan
+        kind = plan.kinds[n]
+        reader = LoopBody(plan, Step("loop", [], ()))
+        if node.op == "const":
+            expr = repr(float(node.attrs["value"]))
+        elif kind == "source":
+            if self.train and node.op == "param":
+                expr = f"P[{self.param_offsets[n]}]"
+            else:
+                expr = f"{self.arg_name(n)}[0]"
+        elif kind == "count":
+            src = self.prog[node.args[0]].shape
+            axes = REGISTRY[node.op].kernel["count"](node.attrs, len(src))
+            axes = [axes] if isinstance(axes, int) else axes
+            expr = f"float({' * '.join(plan.dim(src[a]) for a in axes) or '1'})"
+        elif kind == "ew":
+            expr = elementwise_expr(node, self.prog, reader.read, [])
+        elif kind == "softmax":
+            x = reader.read(node.args[0], [])
+            expr = substitute(REGISTRY[node.op].kernel["value"], {"x": x, "m": x, "s": 1.0})
+        else:  # a view or reshape of a scalar, or of a one-element array
+            src = self.prog[node.args[0]].shape
+            expr = reader.read(node.args[0], ["0"] * len(src))
+        return reader.lines + [describe(node), f"{n} = {expr}"]
+
+    def step_alias(self, step: Step) -> list[str]:
+        node = self.prog[step.nodes[0]]
+        return [describe(node),
+                f"{node.id} = {node.args[0]}.reshape({self.shape_expr(node.shape)})"]
+
+    def step_matmul(self, step: Step) -> list[str]:
+        node = self.prog[step.nodes[0]]
+        args = []
+        for a in node.args:
+            base = self.plan.transposed_base(a)
+            args += [base, "True"] if base else [a, "False"]
+        return [describe(node), f"matmul2d({', '.join(args)}, {node.id})"]
+
+    def step_softmax(self, step: Step) -> list[str]:
+        node = self.prog[step.nodes[0]]
+        shape = node.shape
+        axis = node.attrs["axis"] % len(shape)
+        rows = [d for k, d in enumerate(shape) if k != axis]
+        reader = LoopBody(self.plan, Step("loop", [], tuple(rows)))
+        idx = [f"i{k}" for k in range(len(rows))]
+        at = [*idx[:axis], "j", *idx[axis:]]
+        x = reader.read(node.args[0], at)
+        n = self.plan.dim(shape[axis])
+        value = substitute(REGISTRY[node.op].kernel["value"], {"x": x, "m": "m", "s": "s"})
+        body = ["m = -inf", f"for j in range({n}):", f"    m = maximum(m, {x})", "s = 0.0",
+                f"for j in range({n}):", f"    s += exp({x} - m)", f"for j in range({n}):",
+                f"    {node.id}[{_idx(at)}] = {value}"]
+        return [describe(node)] + self.loops(tuple(rows), body)
+
+    def step_concat(self, step: Step) -> list[str]:
+        node = self.prog[step.nodes[0]]
+        axis = node.attrs["axis"] % len(node.shape)
+        lines, start = [describe(node)], 0
+        for a in node.args:
+            shape = self.prog[a].shape
+            reader = LoopBody(self.plan, Step("loop", [], shape))
+            idx = [f"i{k}" for k in range(len(shape))]
+            value = reader.read(a, idx)
+            at = [f"{i} + {start}" if k == axis and start else i for k, i in enumerate(idx)]
+            lines += self.loops(shape, [f"{node.id}[{_idx(at)}] = {value}"])
+            start += shape[axis]
+        return lines
+
+    def step_check(self, step: Step) -> list[str]:
+        node = self.prog[step.nodes[0]]
+        op = REGISTRY[node.op]
+        arg = node.args[0]
+        idx = [f"i{k}" for k in range(len(step.shape))]
+        value = f"{arg}[{_idx(idx)}]" if idx else f"{self.arg_name(arg)}[0]"
+        names = {op.inputs[0]: value, **{k: v for k, v in node.attrs.items()
+                                          if isinstance(v, (int, float))}}
+        cond = substitute(op.kernel["check"], names)
+        shown = substitute(op.kernel["check"], {k: v for k, v in names.items()
+                                                if k != op.inputs[0]})
+        who = repr(node.name) if node.name else node.id
+        message = f"{who}: invalid input values; {node.op} needs {shown}"
+        return [f"# check the values {node.op} reads"] + self.loops(
+            step.shape, [f"if not ({cond}):", f"    raise ValueError({message!r})"])
+
+    # the optimizer ---------------------------------------------------------------------
+    def update(self) -> list[str]:
+        plan, lines = self.plan, []
+        for p, name, r in zip(self.params, plan.outputs[1:], plan.results[1:]):
+            if self.prog[r].shape == ():  # a scalar param's gradient is a local
+                lines.append(f"G[{self.param_offsets[p]}] = {name}")
+        hyper = ", ".join(f"h_{h}" for h in self.train.hyper)
+        lines += ["clip_gradients(G, max_norm, max_value)",
+                  f"update(P, G, S, {hyper}{', ' if hyper else ''}t)"]
+        return lines
+
+
+def update_function(train: Training) -> str:
+    """The optimizer's statements, pasted into one loop over every parameter element."""
+    slots = list(train.slots)
+    hyper = list(train.hyper)
+    args = ", ".join(["P", "G", "S", *hyper, "t"])
+    body = ["for i in range(P.size):", "    p = P[i]", "    g = G[i]"]
+    body += [f"    {s} = S[{k}, i]" for k, s in enumerate(slots)]
+    body += [f"    {line}" for line in train.lines]
+    body += ["    P[i] = p"] + [f"    S[{k}, i] = {s}" for k, s in enumerate(slots)]
+    return "\n".join([JIT, f"def update({args}):",
+                      f'    """{train.optimizer}: optimizer.update_lines(), per element."""']
+                     + ["    " + b for b in body])
+
+
+IMPORTS = '''
+import glob
+import math
+import os
+import threading
+
+import numpy as np
+from numba import njit
+'''
+
+# Helpers every kernel may call. The CPU backend keeps them in one cached module per
+# dtype that its generated modules import (so they compile once); `graphc compile`
+# pastes them into the module it writes, which must stand alone.
+HELPERS = '''
+F = np.{dtype}  # the model's float type
+inf = math.inf
+exp, log, log1p, expm1 = math.exp, math.log, math.log1p, math.expm1
+sqrt, tanh, erf = math.sqrt, math.tanh, math.erf
+
+
+{jit}
+def where(c, a, b):
+    return a if c else b
+
+
+{jit}
+def maximum(a, b):
+    return a if a >= b or a != a else b
+
+
+{jit}
+def minimum(a, b):
+    return a if a <= b or a != a else b
+
+
+{jit}
+def sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+{jit}
+def softplus(x):
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+{jit}
+def clip_gradients(G, max_norm, max_value):
+    """As torch.nn.utils.clip_grad_value_ then clip_grad_norm_ (inf: off)."""
+    if max_value < inf:
+        for i in range(G.size):
+            G[i] = min(max(G[i], -max_value), max_value)
+    if max_norm < inf:
+        total = 0.0
+        for i in range(G.size):
+            total += float(G[i]) * float(G[i])
+        coef = max_norm / (math.sqrt(total) + 1e-6)
+        if coef < 1.0:
+            for i in range(G.size):
+                G[i] = G[i] * coef
+
+
+{jit}
+def small_matmul(a, ta, b, tb, out):
+    m, n = out.shape
+    k = a.shape[0] if ta else a.shape[1]
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0.0
+        for p in range(k):
+            aip = a[p, i] if ta else a[i, p]
+            if tb:
+                for j in range(n):
+                    out[i, j] += aip * b[j, p]
+            else:
+                for j in range(n):
+                    out[i, j] += aip * b[p, j]
+
+
+def _numpy_gemm(name):
+    """numpy's own BLAS routine `name`, so that compiled steps and numpy share one
+    thread pool (two OpenBLAS pools in one process slow each other down badly)."""
+    try:
+        import ctypes
+
+        import llvmlite.binding as llvm
+        from numba import types
+        here = os.path.dirname(np.__file__)
+        for path in sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*"))
+                           + glob.glob(os.path.join(here, ".dylibs", "*openblas*"))):
+            lib = ctypes.CDLL(path)
+            if hasattr(lib, name):
+                llvm.add_symbol(name, ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
+                i, n, r = types.int32, types.int64, types.{dtype}
+                return types.ExternalFunction(name, types.void(
+                    i, i, i, n, n, n, r, types.voidptr, n, types.voidptr, n, r,
+                    types.voidptr, n))
+    except (OSError, ImportError, AttributeError):
+        pass
+    return None
+
+
+gemm = _numpy_gemm("scipy_cblas_{blas}gemm64_")
+SMALL = 16384  # products with fewer multiply-adds use plain loops, not a BLAS call
+
+MATMUL = "void({dtype}[:, ::1], boolean, {dtype}[:, ::1], boolean, {dtype}[:, ::1])"
+
+if gemm is not None:
+    @njit(MATMUL, cache=True, error_model="numpy", nogil=True)
+    def matmul2d(a, ta, b, tb, out):
+        """out = op(a) @ op(b), op transposing where ta / tb, by numpy's own BLAS."""
+        m, n = out.shape
+        k = a.shape[0] if ta else a.shape[1]
+        if m * n * k < SMALL:
+            small_matmul(a, ta, b, tb, out)
+        else:
+            gemm(101, 112 if ta else 111, 112 if tb else 111, m, n, k, 1.0, a.ctypes.data,
+                 max(a.shape[1], 1), b.ctypes.data, max(b.shape[1], 1), 0.0,
+                 out.ctypes.data, max(n, 1))
+else:
+    @njit(MATMUL, cache=True, error_model="numpy", nogil=True)
+    def matmul2d(a, ta, b, tb, out):
+        """out = op(a) @ op(b) by the BLAS numba uses (SciPy's): see docs/performance.md."""
+        m, n = out.shape
+        k = a.shape[0] if ta else a.shape[1]
+        if m * n * k < SMALL:
+            small_matmul(a, ta, b, tb, out)
+        elif ta and tb:
+            np.dot(a.T, b.T, out)
+        elif ta:
+            np.dot(a.T, b, out)
+        elif tb:
+            np.dot(a, b.T, out)
+        else:
+            np.dot(a, b, out)
+'''
+
+HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
+                "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d")
+
+RUNTIME = '''
+_local = threading.local()  # one workspace per thread and entry point
+
+
+def _workspace(name, size):
+    ws = getattr(_local, name, None)
+    if ws is None or ws.size < size:
+        ws = np.empty(max(size, 1), F)
+        setattr(_local, name, ws)
+    return ws
+'''
+
+
+def helpers(dtype: np.dtype) -> str:
+    """The helpers' source for `dtype` (a module of its own, or pasted into one)."""
+    return HELPERS.format(dtype=dtype.name, jit=JIT,
+                          blas="s" if dtype == np.float32 else "d").strip("\n")
+
+
+def helpers_module(dtype: np.dtype) -> str:
+    return docstring(f"Scalar helpers and matmul for graphc's generated {dtype.name} "
+                     f"modules.\nBuilt with {versions()}.") + "\n\n" + IMPORTS + "\n\n" \
+        + helpers(dtype) + "\n"
+
+
+def header(dtype: np.dtype, helper_module: str | None) -> str:
+    """Imports, helpers (imported from `helper_module`, else pasted in) and workspaces."""
+    if helper_module is None:
+        middle = helpers(dtype)
+    else:
+        middle = f"from {helper_module} import (  # noqa: F401\n    " + ", ".join(
+            HELPER_NAMES) + ",\n)"
+    return IMPORTS.strip("\n") + "\n\n" + middle + "\n\n\n" + RUNTIME.strip("\n")
+
+
+def versions() -> str:
+    return f"graphc {graphc.__version__}, numba {numba.__version__}, numpy {np.__version__}"
+
+
+# ---- the Python side of the module ------------------------------------------------------
+
+def docstring(text: str) -> str:
+    """A module docstring that stays one string whatever names it quotes."""
+    return '"""' + text.replace("\\", "\\\\").replace('"', '\\"') + '\n"""'
+
+
+def arrays_function(w: KernelWriter) -> str:
+    """`<entry>_arrays(...)`: the kernel's array arguments in, its results out."""
+    e, plan = w.entry, w.plan
+    names = [*w.inputs] + ([] if w.train else w.params)
+    if w.train:
+        head = f"def {e.name}_arrays(params, state, arrays, hyper, t, max_norm, max_value):"
+        lines = [head, "    state.bind(params)",
+                 f"    {''.join(n + ', ' for n in w.inputs)}= arrays" if w.inputs else ""]
+    else:
+        lines = [f"def {e.name}_arrays({', '.join(names)}):"]
+    for sym, (node_id, axis) in plan.dims.items():
+        lines.append(f"    {plan.dim(sym)} = {node_id}.shape[{axis}]")
+    lines.append(f"    ws = _workspace({e.name!r}, {w.workspace_size()})")
+    args = [*w.dims(), "ws"] + [f"{n}.reshape(1)" if w.prog[n].shape == () else n
+                                for n in names]
+    if w.train:
+        args += ["state.P", "state.S", "*hyper", "t", "max_norm", "max_value"]
+    lines.append(f"    return {e.name}_kernel({', '.join(args)})")
+    return "\n".join(line for line in lines if line)
+
+
+TRAIN_STATE = '''
+class TrainState:
+    """What train_step keeps between steps: `slots[param][slot]` arrays, the step count
+    `t`, the hyper-parameters `hyper` (change them freely, e.g. hyper["lr"]: nothing is
+    recompiled) and `clip_grad_norm` / `clip_grad_value` (None: off). Params and slots
+    are packed into flat arrays that the compiled step updates in place: after `bind`,
+    `params[name]` and `slots[name][slot]` are views of them."""
+
+    def __init__(self, params=None, slots=None, **hyper):
+        self.P = np.zeros(NP, F)
+        self.S = np.zeros((len(SLOTS), NP), F)
+        self.views, self.slot_views = {}, {}
+        for name, shape, start in PARAMS:
+            stop = start + int(np.prod(shape))
+            self.views[name] = self.P[start:stop].reshape(shape)
+            self.slot_views[name] = {s: self.S[k, start:stop].reshape(shape)
+                                     for k, s in enumerate(SLOTS)}
+        self.slots = {} if slots is None else slots
+        self.t = 0
+        self.hyper = {**HYPER, **hyper}
+        self.clip_grad_norm = None
+        self.clip_grad_value = None
+        if params is not None:
+            self.bind(params)
+
+    def bind(self, params):
+        """Make params[name] and slots[name][slot] the packed arrays, copying in any
+        array that was replaced since the last step."""
+        for name, view in self.views.items():
+            p = params[name]
+            if p is not view:
+                if np.shape(p) != view.shape:
+                    raise ValueError(f"param {name!r} has shape {list(np.shape(p))}, "
+                                     f"expected {list(view.shape)}")
+                view[...] = p
+                params[name] = view
+            slots = self.slots.setdefault(name, {})
+            for s, sview in self.slot_views[name].items():
+                old = slots.get(s)
+                if old is not sview:
+                    sview[...] = SLOT_INIT.get(s, 0.0) if old is None else old
+                    slots[s] = sview
+
+
+def init_state(params, **hyper):
+    """A TrainState for `params`; hyper-parameters default to HYPER."""
+    return TrainState(params, **hyper)
+
+
+def train_step(params, state, /, **inputs):
+    """One forward, backward, clipping and update, in place; returns the loss before it."""
+    arrays = _inputs(TRAIN_STEP_INPUTS, inputs)
+    state.t += 1
+    off = math.inf
+    norm = off if state.clip_grad_norm is None else float(state.clip_grad_norm)
+    value = off if state.clip_grad_value is None else float(state.clip_grad_value)
+    return float(train_step_arrays(params, state, arrays, tuple(
+        float(state.hyper[k]) for k in HYPER), float(state.t), norm, value))
+'''
+
+INPUT_CHECKS = '''
+def _inputs(wanted, given):
+    """The arrays for a kernel, in order, checked against the spec: names, shapes, and
+    dtypes (converted to the compiled ones)."""
+    for name in given:
+        if name not in INPUT_NAMES:
+            raise TypeError(f"unknown input {name!r}; inputs: "
+                            + ", ".join(map(repr, INPUT_NAMES)))
+    arrays, dims = [], {}
+    for name, dtype, shape in wanted:
+        if name not in given:
+            raise TypeError(f"missing input {name!r}")
+        a = np.asarray(given[name])
+        if dtype == "float":
+            a = np.ascontiguousarray(a, F)
+        else:
+            if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
+                raise ValueError(f"input {name!r} holds integer labels; got non-integers")
+            a = np.ascontiguousarray(a, dtype)
+        if not a.flags.writeable:
+            a = a.copy()
+        if a.ndim != len(shape):
+            raise ValueError(f"input {name!r}: expected {len(shape)} dimensions, "
+                             f"got shape {list(a.shape)}")
+        for d, n in zip(shape, a.shape):
+            if (isinstance(d, int) and d != n) or dims.setdefault(d, n) != n:
+                raise ValueError(f"input {name!r}: expected shape {list(shape)}, got "
+                                 f"{list(a.shape)} (dimension {d!r} is {dims.get(d, d)})")
+        arrays.append(a)
+    return arrays
+
+
+def _params(params, names):
+    out = []
+    for name, shape in names:
+        p = params[name]
+        if type(p) is not np.ndarray or p.dtype != F or not p.flags.c_contiguous:
+            p = np.ascontiguousarray(p, F)
+        if p.shape != shape:
+            raise ValueError(f"param {name!r} has shape {list(p.shape)}, expected "
+                             f"{list(shape)}")
+        out.append(p)
+    return out
+
+
+def init_params():
+    """The initial params graphc wrote beside this module, by name."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), PARAMS_FILE)
+    with np.load(path) as f:
+        return {name: np.ascontiguousarray(f[name], F) for name, _, _ in PARAMS}
+'''
+
+
+def _input_spec(w: KernelWriter) -> str:
+    prog = w.prog
+    items = [(prog[i].name, prog[i].dtype, tuple(prog[i].shape)) for i in w.inputs]
+    return repr(tuple(items))
+
+
+def constants(w: KernelWriter) -> list[str]:
+    """Module constants describing the params and the optimizer (for TrainState)."""
+    prog = w.prog
+    params = tuple((prog[p].name, tuple(prog[p].shape), int(w.param_offsets[p].value({})))
+                   for p in w.params)
+    lines = [f"PARAMS = {params!r}  # (name, shape, offset in the packed array)",
+             f"NP = {w.n_params}  # numbers in all params"]
+    if w.train:
+        t = w.train
+        lines += [f"SLOTS = {t.slots!r}  # {t.optimizer}'s per-parameter state",
+                  f"SLOT_INIT = {t.slot_init!r}",
+                  f"HYPER = {t.hyper!r}  # defaults; the kernel takes them in this order"]
+    return lines
+
+
+def module_source(title: str, dtype: np.dtype, entries: list[Entry], *,
+                  doc: str = "", params_file: str | None = None,
+                  helper_module: str | None = None) -> str:
+    """The whole module. With `params_file`, it is standalone: it checks inputs by name,
+    has `init_params`, and dict-level `forward`, `loss_and_grad` and `train_step`."""
+    writers = [KernelWriter(e) for e in entries]
+    text = (f"Generated by graphc from the spec {title!r} ({dtype.name}); do not edit.\n"
+            f"Built with {versions()}.\n{doc}")
+    parts = [docstring(text), header(dtype, helper_module)]
+    all_inputs = {}
+    for w in writers:
+        for i in w.prog.inputs.values():
+            all_inputs.setdefault(w.prog[i].name, None)
+    parts.append("\n".join(constants(writers[0]) + [
+        f"INPUT_NAMES = {tuple(all_inputs)!r}",
+        f"PARAMS_FILE = {params_file!r}"]))
+    for w in writers:
+        parts.append(w.write())
+        if w.train:
+            parts.append(update_function(w.train))
+            parts.append("\n".join(constants(w)[2:]))
+        parts.append(arrays_function(w))
+        parts.append(f"{w.entry.name.upper()}_INPUTS = {_input_spec(w)}")
+        if w.train:
+            parts.append(TRAIN_STATE.strip("\n"))
+    parts.append(INPUT_CHECKS.strip("\n"))
+    if params_file is not None:
+        parts += dict_api(writers)
+    return "\n\n\n".join(parts) + "\n"
+
+
+def dict_api(writers: list[KernelWriter]) -> list[str]:
+    out = []
+    for w in writers:
+        e, prog = w.entry, w.prog
+        if e.train:
+            continue
+        params = tuple((prog[p].name, tuple(prog[p].shape)) for p in w.params)
+        call = (f"{e.name}_arrays(*_inputs({e.name.upper()}_INPUTS, inputs), "
+                f"*_params(params, {params!r}))")
+        if e.name == "forward":
+            names = tuple(prog[r].name for r in e.results)
+            out.append("\n".join([
+                "def forward(params, /, **inputs):",
+                '    """The outputs by name, for params (a dict) and inputs by name."""',
+                f"    out = {call}",
+                f"    return {{k: np.asarray(v, F) for k, v in zip({names!r}, out)}}"]))
+        else:
+            names = tuple(prog[p].name for p in w.params)
+            out.append("\n".join([
+                "def loss_and_grad(params, /, **inputs):",
+                '    """The loss and the gradient of every param, by name."""',
+                f"    loss, *grads = {call}",
+                f"    return float(loss), {{k: np.asarray(v, F) for k, v in zip({names!r}, "
+                "grads)}"]))
+    return out
