@@ -56,6 +56,26 @@ class Optimizer:
         self.t = 0  # steps taken
         self.initial_lr: float | None = None  # set by the first schedule, as torch does
         self._code: dict[tuple[str, ...], Any] = {}
+        self._lines: dict[Any, tuple[str, ...]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any):
+        # update_lines() depends only on the flags and on which hyper-parameters are zero;
+        # backends ask for it every step, so each distinct answer is made once
+        super().__init_subclass__(**kwargs)
+        make = cls.__dict__.get("update_lines")
+        if make is None:
+            return
+
+        def update_lines(self: Optimizer) -> list[str]:
+            key = (make, tuple(v for v in vars(self).values() if isinstance(v, bool)),
+                   tuple(v == 0.0 for v in self.hyper.values()))
+            lines = self._lines.get(key)
+            if lines is None:
+                lines = self._lines[key] = tuple(make(self))
+            return list(lines)
+
+        update_lines.__doc__ = make.__doc__
+        cls.update_lines = update_lines
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())

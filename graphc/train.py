@@ -249,11 +249,11 @@ class _Loop:
     def step(self, idx: np.ndarray | None) -> float:
         batch = self.train.batch(idx)
         o, model = self.o, self.model
-        k = min(o["accumulate"], self.train.rows(idx))
+        n = self.train.rows(idx)
+        k = o["accumulate"] if o["accumulate"] < n else n
         if k <= 1:
             return model.train_step(self.opt, clip_grad_norm=o["clip_grad_norm"],
                                     clip_grad_value=o["clip_grad_value"], **batch)
-        n = self.train.rows(idx)
         total, acc = 0.0, None
         for part in np.array_split(np.arange(n), k):
             loss, grads = model.grad(**self.train.sub(batch, part))
@@ -275,17 +275,17 @@ class _Loop:
         lr0, total, seen, t0 = self.opt.lr, 0.0, 0, time.perf_counter()
         per_batch = sched is not None and getattr(sched, "interval", "epoch") == "batch" \
             and not isinstance(sched, schedmod.ReduceLROnPlateau)
-        for j, idx in enumerate(self.batches_of_epoch):
-            self.hypers.append(dict(self.opt.hyper))
-            with np.errstate(all="ignore"):  # non-finite losses get a diagnosis instead
+        with np.errstate(all="ignore"):  # non-finite losses get a diagnosis instead
+            for j, idx in enumerate(self.batches_of_epoch):
+                self.hypers.append(dict(self.opt.hyper))
                 loss = self.step(idx)
-            if not math.isfinite(loss):
-                self.diagnose(j, hist, epoch)
-            rows = self.train.rows(idx)
-            total, seen = total + loss * rows, seen + rows
-            if per_batch:
-                sched.step()
-            bar.batch_done(loss, self.opt.lr, seen, time.perf_counter() - t0)
+                if not math.isfinite(loss):
+                    self.diagnose(j, hist, epoch)
+                rows = self.train.rows(idx)
+                total, seen = total + loss * rows, seen + rows
+                if per_batch:
+                    sched.step()
+                bar.batch_done(loss, self.opt.lr, seen, time.perf_counter() - t0)
         elapsed = time.perf_counter() - t0
         return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
                 "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
