@@ -1,0 +1,201 @@
+"""The docs stay true: docs/ops.md is what the registry generates, every op and CLI
+command is documented, the docs' code runs, their specs load and their links resolve."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import graphc
+from graphc import opdoc
+from graphc.cli import main as cli
+from graphc.ops import REGISTRY, Op, public_ops
+from graphc.spec import DTYPES, TOP_KEYS, schema
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+CORE_COMMANDS = ("check", "run", "gradcheck", "ops", "schema")  # documented in docs/cli.md
+
+
+def read(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def all_docs() -> str:
+    return "\n".join(read(p) for p in PAGES)
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+# ---- the op catalogue -------------------------------------------------------------------
+
+def test_ops_md_is_generated_from_the_registry():
+    assert read(DOCS / "ops.md") == opdoc.generate(), \
+        f"docs/ops.md is out of date: run {opdoc.REGENERATE}"
+    assert read(DOCS / "ops.md").startswith("<!-- Generated") and opdoc.REGENERATE in \
+        read(DOCS / "ops.md").splitlines()[0]
+
+
+def test_every_public_op_is_in_ops_md():
+    text = read(DOCS / "ops.md")
+    for op in public_ops():
+        section = text.split(f"\n### {op.name}\n", 1)
+        assert len(section) == 2, f"no section for op {op.name!r}"
+        body = section[1].split("\n### ", 1)[0]
+        assert op.formula in body and op.gradient in body and op.symbol in body, op.name
+        for attr in op.attrs:
+            assert f"| `{attr}` |" in body, (op.name, attr)
+    assert not any(f"\n### {op.name}\n" in text for op in REGISTRY.values() if op.internal)
+
+
+def test_a_new_op_makes_ops_md_stale(monkeypatch, tmp_path):
+    monkeypatch.setitem(REGISTRY, "cube", Op(
+        name="cube", family="elementwise", inputs=("x",), formula="y = x³", symbol="x³",
+        kind="elementwise", expr="x * x * x", gradient="dx = g * 3x²"))
+    text = opdoc.generate()
+    assert "### cube" in text and "`y = x³`" in text and "`dx = g * 3x²`" in text
+    assert text != read(DOCS / "ops.md")
+    stale = tmp_path / "ops.md"
+    stale.write_text(read(DOCS / "ops.md"), encoding="utf-8")
+    assert not opdoc.check(stale)
+    assert opdoc.main(["--check", str(stale)]) == 1
+
+
+def test_opdoc_command_line(tmp_path):
+    out = tmp_path / "ops.md"
+    run = [sys.executable, "-m", "graphc.opdoc"]
+    subprocess.run([*run, "-o", str(out)], check=True, cwd=ROOT, timeout=120)
+    assert read(out) == opdoc.generate()
+    assert subprocess.run([*run, "--check", str(out)], cwd=ROOT, timeout=120).returncode == 0
+    out.write_text("stale\n", encoding="utf-8")
+    r = subprocess.run([*run, "--check", str(out)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1 and "out of date" in r.stderr
+
+
+# ---- the command line -------------------------------------------------------------------
+
+def listed_commands() -> list[str]:
+    r = CliRunner().invoke(cli, ["--help"])
+    assert r.exit_code == 0
+    section = r.output.split("Commands:", 1)[1]
+    return re.findall(r"^\s{2}(\S+)", section, re.M)
+
+
+def test_every_cli_command_is_documented():
+    commands = listed_commands()
+    assert set(CORE_COMMANDS) <= set(commands)
+    text = all_docs()
+    for name in commands:
+        assert f"graphc {name}" in text, f"`graphc {name}` is not mentioned in docs/"
+    cli_md = read(DOCS / "cli.md")
+    for name in commands:
+        assert f"graphc {name}" in cli_md, f"docs/cli.md does not mention `graphc {name}`"
+
+
+@pytest.mark.parametrize("name", CORE_COMMANDS)
+def test_core_command_options_are_in_cli_md(name):
+    cli_md = read(DOCS / "cli.md")
+    assert f"\n## graphc {name}\n" in cli_md
+    section = cli_md.split(f"\n## graphc {name}\n", 1)[1].split("\n## ", 1)[0]
+    command = cli.get_command(click.Context(cli), name)
+    for param in command.params:
+        for opt in param.opts:
+            if opt.startswith("--"):
+                assert opt in section, f"option {opt} of `graphc {name}` is not in docs/cli.md"
+
+
+# ---- the Python API and the spec format ------------------------------------------------
+
+def test_public_python_names_are_in_python_api_md():
+    text = read(DOCS / "python-api.md")
+    for name in graphc.__all__:
+        if name != "__version__":
+            assert name in text, name
+    for member in ("params", "forward", "grad", "trace", "train_step", "fit", "save", "load",
+                   "to_json", "Builder", "gradcheck"):
+        assert re.search(rf"\b{member}\b", text), member
+
+
+def test_spec_md_covers_every_key():
+    text = read(DOCS / "spec.md")
+    for key in TOP_KEYS:
+        assert f"| `{key}` |" in text, key
+    defs = schema()["$defs"]
+    for kind in ("input", "param", "node"):
+        for key in defs[kind]["properties"]:
+            assert f"| `{key}` |" in text, (kind, key)
+    for dtype in DTYPES:
+        assert f"`{dtype}`" in text, dtype
+    from graphc.init import NAMES
+
+    for init in NAMES:
+        assert f'"{init}"' in text, init
+    assert "graphc schema" in text
+
+
+@pytest.mark.parametrize("page", ["index.md", "python-api.md"])
+def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+    code = blocks(read(DOCS / page), "python")
+    assert code
+    for i, block in enumerate(code):
+        exec(compile(block, f"{page} block {i + 1}", "exec"), {})  # noqa: S102
+
+
+def test_json_specs_in_docs_load():
+    found = 0
+    for page in [*PAGES, ROOT / "examples" / "README.md"]:
+        for block in blocks(read(page), "json"):
+            try:
+                data = json.loads(block)
+            except json.JSONDecodeError:
+                continue  # a fragment of a spec, shown for one key
+            if isinstance(data, dict) and "graphc" in data:
+                graphc.load(data)
+                found += 1
+    assert found >= 4
+
+
+# ---- links --------------------------------------------------------------------------------
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", read(path), re.M)}
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "examples" / "README.md"],
+                         ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_links_resolve(page):
+    text = re.sub(r"```.*?```", "", read(page), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue  # an external address
+        file, _, anchor = target.partition("#")
+        path = (page.parent / file).resolve() if file else page
+        assert path.exists(), f"{page.name}: link to missing {file}"
+        if anchor and path.suffix == ".md":
+            assert anchor in anchors(path), f"{page.name}: no heading #{anchor} in {path.name}"
+
+
+def test_examples_readme_lists_every_example():
+    text = read(ROOT / "examples" / "README.md")
+    for path in sorted((ROOT / "examples").glob("*")):
+        if path.suffix in (".json", ".py"):
+            assert f"]({path.name})" in text, f"add a row for {path.name} to examples/README.md"
