@@ -67,9 +67,11 @@ def plot_lr_find(result: Any, path: str | Path | None = None) -> Any:
                    label=f"suggested lr {result.suggestion:.2g}")
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel="loss", title="LR finder: one mini-batch per rate")
-    if result.smoothed:
-        lo, hi = min(result.smoothed), result.smoothed[0]
-        ax.set_ylim(lo - 0.1 * (hi - lo + 1e-12), max(hi, lo) + 0.5 * (hi - lo + 1e-12))
+    if result.smoothed:  # from the lowest loss up to the highest before it: the blow-up is cut
+        best = min(range(len(result.smoothed)), key=result.smoothed.__getitem__)
+        lo, hi = result.smoothed[best], max(result.smoothed[:best + 1])
+        pad = (hi - lo) or abs(lo) or 1.0
+        ax.set_ylim(lo - 0.1 * pad, hi + 0.3 * pad)
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     return _save(fig, path)
