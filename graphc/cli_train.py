@@ -92,7 +92,8 @@ def _pct_or_num(key: str, v: float | None) -> str:
 @click.option("--seed", type=int, help="Seed of the shuffling.")
 @click.option("--init", "init_params", metavar="FILE", help="Start from these params.")
 @click.option("-o", "--output", metavar="FILE", help="Write the trained params (.npz).")
-@click.option("--history", metavar="FILE", help="Write the history (.json or .csv).")
+@click.option("--history", metavar="FILE", help="Write the history (.json or .csv); with -o "
+              "it defaults to the params file's name with .history.json.")
 @click.option("--plot", metavar="FILE", help="Plot loss and metric curves (.png, .svg, .pdf).")
 @click.option("--backend", type=click.Choice(BACKENDS), default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
@@ -109,6 +110,8 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
     from graphc.train import TrainingError, fit, save_if_finite
 
     _check_out(output, (".npz",), "a params file")
+    if history is None and output is not None:
+        history = str(Path(output).with_suffix(".history.json"))
     _check_out(history, (".json", ".csv"), "a history file")
     _check_out(plot, (".png", ".svg", ".pdf"), "a plot")
     _need_matplotlib(plot)

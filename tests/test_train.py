@@ -438,7 +438,7 @@ def test_graphc_lr_find(tmp_path):
 
 
 def test_graphc_train_in_a_real_process(tmp_path):
-    out = tmp_path / "p.npz"
+    out = tmp_path / "p.npz"  # and p.history.json beside it
     r = subprocess.run([sys.executable, "-m", "graphc.cli", "train", _digits_cli_spec(tmp_path),
                         "--data", str(DATA / "digits_train.npz"), "--epochs", "1",
                         "--backend", "numpy", "-o", str(out)],
@@ -446,6 +446,7 @@ def test_graphc_train_in_a_real_process(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "epochs" in r.stderr  # the progress bar goes to stderr
     assert out.exists() and "wrote" in r.stdout
+    assert History.load(tmp_path / "p.history.json")["epoch"] == [1]
 
 
 # ---- the compiled backend ----------------------------------------------------------------
