@@ -61,7 +61,7 @@ def main() -> None:
                 grad_program(prog)
 
         t_in = median_time(in_process)
-        t_cmd = median_time(lambda: subprocess.run(
+        t_cmd = median_time(lambda path=path: subprocess.run(
             [sys.executable, "-m", "graphc.cli", "check", str(path)], check=True,
             capture_output=True), 3)
         print(f"{label:<28} {n:>7} {t_in:>13.3f} {t_cmd:>10.3f} {baseline:>11.3f}")
