@@ -43,7 +43,8 @@ def viz(graph_or_model: Any, trace: Any = None, **options: Any):
     return _viz(graph_or_model, trace=trace, **options)
 
 
+from graphc import optim, schedules  # noqa: E402
 from graphc.builder import Builder  # noqa: E402  (needs the names above)
 
 __all__ = ["Builder", "CompileError", "F", "Graph", "GraphcError", "InputError", "SpecError",
-           "compile", "load", "viz", "__version__"]
+           "compile", "load", "optim", "schedules", "viz", "__version__"]

@@ -267,27 +267,20 @@ def find_head(model: Any) -> Head | None:
     return Head(op, pred, target, "accuracy" if op in CLASSIFIERS else "rmse")
 
 
-def _ids_by_name(prog: Any) -> dict[str, str]:
-    return {n.name: n.id for n in prog if n.name is not None and n.grad_of is None}
-
-
 def evaluate(model: Any, ds: Dataset, head: Head | None) -> tuple[float, float | None]:
     """Mean loss over the dataset and the head's metric (None without a head)."""
-    prog = model.program
-    ids = _ids_by_name(prog)
-    results = [prog.loss]
+    names = [model.graph.loss]
     if head is not None:
-        results.append(ids[head.pred])
+        names.append(head.pred)
         if head.target not in ds.arrays:
-            results.append(ids[head.target])
-    fn = model._fn(("graphc.data.evaluate", tuple(results)), prog, results)
+            names.append(head.target)
     total, preds, targets = 0.0, [], []
     n = ds.n or 1
     chunks = [None] if ds.n is None else [np.arange(s, min(s + EVAL_CHUNK, n))
                                           for s in range(0, n, EVAL_CHUNK)]
     for idx in chunks:
         batch = ds.batch(idx)
-        out = fn(model.feeds(prog, batch))
+        out = list(model.evaluate(names, **batch).values())
         total += float(out[0]) * ds.rows(idx)
         if head is not None:
             preds.append(out[1])

@@ -19,7 +19,7 @@ from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError, did_you_mean
 from graphc.ir import FLOAT, FLOAT_DTYPES, Program, format_shape
 from graphc.optim import clip_gradients
-from graphc.passes import forward_program, grad_program
+from graphc.passes import forward_program, grad_program, prune
 from graphc.spec import Graph
 
 
@@ -82,12 +82,30 @@ class Model:
 
     # running -------------------------------------------------------------------------
     def forward(self, **inputs: Any) -> dict[str, np.ndarray]:
-        """The spec's outputs by name."""
-        prog = self.program
-        results = list(prog.outputs.values())
-        fn = self._fn("forward", prog, results)
-        out = fn(self.feeds(prog, inputs))
-        return dict(zip(prog.outputs, out))
+        """The spec's outputs by name (inputs only the loss reads, such as labels, may be
+        left out)."""
+        return self.evaluate(list(self.program.outputs), **inputs)
+
+    def evaluate(self, names: Iterable[str] | None = None, /,
+                 **inputs: Any) -> dict[str, np.ndarray]:
+        """Forward values by spec name: `names` may hold outputs, the loss and any named
+        node (composite internals too); by default the outputs and the loss."""
+        fwd = self.program
+        if names is None:
+            names = [*fwd.outputs, *([self.graph.loss] if fwd.loss is not None else [])]
+        names = list(dict.fromkeys(names))
+        known = fwd.by_name()
+        for n in names:
+            if n not in known:
+                hint = did_you_mean(n, known)
+                raise InputError(f"no value named {n!r} in the model"
+                                 + (f" ({hint})" if hint else ""))
+        key = ("evaluate", tuple(names))
+        if key not in self._programs:
+            self._programs[key] = prune(fwd, [known[n] for n in names])
+        prog = self._programs[key]
+        fn = self._fn(key, prog, [known[n] for n in names])
+        return dict(zip(names, fn(self.feeds(prog, inputs))))
 
     def grad(self, wrt: Iterable[str] = (), **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
         """The loss and its gradients for every param (and for the inputs in `wrt`)."""

@@ -128,3 +128,37 @@ def test_schema_is_valid_and_lists_every_public_op():
     s = schema()
     jsonschema.Draft202012Validator.check_schema(s)
     assert set(s["$defs"]["node"]["properties"]["op"]["enum"]) == {o.name for o in public_ops()}
+
+
+def test_specs_can_name_a_layers_params_and_internals():
+    """An L2 penalty on a dense layer's weights: `fc.W` exists once `fc` is expanded."""
+    s = {"graphc": 1, "name": "pen", "inputs": {"x": {"shape": ["B", 3]},
+                                               "y": {"shape": ["B", 1]}},
+         "nodes": [{"id": "pen", "op": "l2_penalty", "inputs": ["fc.W"], "attrs": {"scale": 0.1}},
+                   {"id": "fc", "op": "dense", "inputs": ["x"], "attrs": {"units": 1}},
+                   {"id": "fit", "op": "mse", "inputs": ["fc", "y"]},
+                   {"id": "L", "op": "add", "inputs": ["fit", "pen"]}],
+         "outputs": ["fc.matmul"], "loss": "L"}
+    m = graphc.compile(s, backend="numpy", dtype="float64")
+    x, y = np.ones((2, 3)), np.zeros((2, 1))
+    _, g = m.grad(x=x, y=y)
+    _, g0 = graphc.compile({**s, "nodes": [{**s["nodes"][0], "attrs": {"scale": 0.0}},
+                                           *s["nodes"][1:]]}, backend="numpy",
+                           dtype="float64").grad(x=x, y=y)
+    np.testing.assert_allclose(g["fc.W"] - g0["fc.W"], 0.2 * m.params["fc.W"])
+    s["nodes"][0]["inputs"] = ["fc.Q"]
+    with pytest.raises(graphc.SpecError, match=r"nodes\[0\] \(id 'pen'\).inputs\[0\]: unknown"):
+        graphc.load(s)
+
+
+def test_forward_needs_no_labels_and_evaluate_names_values(examples):
+    m = graphc.compile(examples / "mnist_mlp.json", backend="numpy")
+    x = np.zeros((3, 784), dtype=np.float32)
+    assert m.forward(x=x)["probs"].shape == (3, 10)
+    vals = m.evaluate(["hidden", "loss"], x=x, y=[0, 1, 2])
+    assert vals["hidden"].shape == (3, 256)
+    np.testing.assert_allclose(vals["loss"], np.log(10), rtol=1e-6)  # zero input, zero bias
+    with pytest.raises(graphc.InputError, match="no value named 'hiden'"):
+        m.evaluate(["hiden"], x=x)
+    with pytest.raises(graphc.InputError, match="missing input 'y'"):
+        m.evaluate(x=x)

@@ -19,6 +19,8 @@ def evaluate(program: Program, feeds: Mapping[str, np.ndarray], dtype: np.dtype,
     values: dict[str, np.ndarray] = {}
     for node in program:
         if node.op in ("input", "param"):
+            if node.id not in feeds:  # an input nothing here reads (labels, for forward)
+                continue
             v = feeds[node.id]
         elif node.op == "const":
             v = np.asarray(node.attrs["value"], dtype=dtype)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphc.errors import SpecError
+from graphc.errors import SpecError, did_you_mean
 from graphc.ir import FLOAT, Program, format_shape
 from graphc.passes.emit import IREmitter
 from graphc.passes.validate import node_place, validate
@@ -42,26 +42,40 @@ def _lower(graph: Graph) -> Program:
         refs[name] = em.source_node("param", tuple(p["shape"]), FLOAT, name, doc=p.get("doc"))
         prog.params[name] = refs[name].id
         prog.param_init[name] = p.get("init", "zeros")
+    first_index = len(prog.nodes)
     for i in order:
         node = graph.nodes[i]
         em.place = node_place(graph, i)
         em.group_id_for_expansion = node["id"]
-        args = [refs[a] if isinstance(a, str) else a for a in node.get("inputs", [])]
+        args = [_ref(refs, a, f"{em.place}.inputs[{j}]", src) if isinstance(a, str) else a
+                for j, a in enumerate(node.get("inputs", []))]
         first_new = prog.counter
         out = em.emit(node["op"], args, node.get("attrs"))
         if int(out.id[1:]) < first_new:
             out = em.emit("add", [out, 0.0])  # a layer that returns a named value unchanged
         em.rename(out, node["id"], node.get("doc"))
         refs[node["id"]] = out
-    prog.outputs = {name: refs[name].id for name in graph.outputs}
+        for new in list(prog.nodes.values())[first_index:]:  # a layer's params and internals
+            if new.name is not None and new.name not in refs:
+                refs[new.name] = Ref(em, new.id)
+        first_index = len(prog.nodes)
+    prog.outputs = {name: _ref(refs, name, f"outputs[{k}]", src).id
+                    for k, name in enumerate(graph.outputs)}
     if graph.loss is not None:
-        prog.loss = refs[graph.loss].id
+        prog.loss = _ref(refs, graph.loss, "loss", src).id
         shape = prog[prog.loss].shape
         if shape != ():
             raise SpecError(f"the loss must be a scalar, but {graph.loss!r} has shape "
                             f"{format_shape(shape)}", place="loss", source=src,
                             hint="reduce it with a sum or mean node, or use a loss op")
     return prog
+
+
+def _ref(refs: dict[str, Ref], name: str, place: str, src: str | None) -> Ref:
+    if name not in refs:
+        raise SpecError(f"unknown name {name!r}", place=place, source=src,
+                        hint=did_you_mean(name, refs))
+    return refs[name]
 
 
 def _check_value(value, shape, place: str, src: str | None) -> None:

@@ -60,7 +60,10 @@ def validate(graph: Graph) -> list[int]:
                             place=f"{place}.inputs", source=src)
         for j, arg in enumerate(args):
             if isinstance(arg, str):
-                if arg not in where:
+                layer = _layer_of(arg, index, graph)
+                if arg not in where and layer is not None:  # e.g. "fc1.W": checked at lowering
+                    edges.append((index[layer], i))
+                elif arg not in where:
                     raise SpecError(f"unknown name {arg!r}", place=f"{place}.inputs[{j}]",
                                     source=src, hint=did_you_mean(arg, where)
                                     or "inputs name an input, a param, a node or a number")
@@ -76,13 +79,24 @@ def validate(graph: Graph) -> list[int]:
     else:
         order = _order(graph, edges, index)
     for k, name in enumerate(graph.outputs):
-        if name not in where:
+        if name not in where and _layer_of(name, index, graph) is None:
             raise SpecError(f"unknown name {name!r}", place=f"outputs[{k}]", source=src,
                             hint=did_you_mean(name, where))
-    if graph.loss is not None and graph.loss not in where:
+    if graph.loss is not None and graph.loss not in where \
+            and _layer_of(graph.loss, index, graph) is None:
         raise SpecError(f"unknown name {graph.loss!r}", place="loss", source=src,
                         hint=did_you_mean(graph.loss, where))
     return order
+
+
+def _layer_of(name: str, index: dict[str, int], graph: Graph) -> str | None:
+    """The composite layer whose param or internal value `name` would be (`fc1.W`)."""
+    head = name
+    while "." in head:
+        head = head.rsplit(".", 1)[0]
+        if head in index and REGISTRY[graph.nodes[index[head]]["op"]].kind == "composite":
+            return head
+    return None
 
 
 def _order(graph: Graph, edges: list[tuple[int, int]], index: dict[str, int]) -> list[int]:
