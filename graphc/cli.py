@@ -159,19 +159,30 @@ def _shape_text(node) -> str:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @set_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--wrt", multiple=True, metavar="INPUT",
+              help="Also differentiate with respect to this input ('all': every float "
+                   "input). Default: the inputs that have a default value in the spec.")
 @click.option("--backend", type=click.Choice(["numpy", "cpu", "cuda"]), default="numpy",
               show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64",
               show_default=True)
 @friendly
-def run(spec: str, sets: tuple[str, ...], as_json: bool, backend: str, dtype: str) -> None:
+def run(spec: str, sets: tuple[str, ...], as_json: bool, wrt: tuple[str, ...], backend: str,
+        dtype: str) -> None:
     """Run SPEC forward and backward; print outputs, loss and gradients."""
     import graphc
+    from graphc.ir import FLOAT
 
     model = graphc.compile(load_spec(spec), backend=backend, dtype=dtype)
     inputs = parse_sets(sets)
     outputs = model.forward(**inputs)
-    loss, grads = (model.grad(**inputs) if model.program.loss is not None else (None, {}))
+    prog = model.program
+    floats = [n for n, i in prog.inputs.items() if prog[i].dtype == FLOAT]
+    if "all" in wrt:
+        wrt = tuple(floats)
+    elif not wrt:
+        wrt = tuple(n for n in floats if "value" in model.graph.inputs[n])
+    loss, grads = (model.grad(wrt=wrt, **inputs) if prog.loss is not None else (None, {}))
     if as_json:
         click.echo(json.dumps({"outputs": {k: to_jsonable(v) for k, v in outputs.items()},
                                "loss": loss,

@@ -28,7 +28,13 @@ def test_run_json_gives_outputs_loss_and_gradients(examples):
     out = json.loads(r.output)
     assert round(out["outputs"]["f"], 2) == 0.73 and round(out["loss"], 2) == 0.73
     assert {k: round(v, 2) for k, v in out["grads"].items()} == \
-        {"w0": -0.2, "w1": -0.39, "w2": 0.2}
+        {"w0": -0.2, "w1": -0.39, "w2": 0.2, "x0": 0.39, "x1": -0.59}
+    only_params = json.loads(run("run", examples / "mnist_mlp.json", "--json", "--set",
+                                 "x=" + json.dumps([[0.0] * 784]), "--set", "y=[1]").output)
+    assert set(only_params["grads"]) == {"hidden.W", "hidden.b", "logits.W", "logits.b"}
+    x_too = json.loads(run("run", examples / "mnist_mlp.json", "--json", "--wrt", "all",
+                           "--set", "x=" + json.dumps([[0.0] * 784]), "--set", "y=[1]").output)
+    assert np.shape(x_too["grads"]["x"]) == (1, 784)
 
 
 def test_run_with_set_values_and_npy(examples, tmp_path):
