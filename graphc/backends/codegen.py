@@ -76,14 +76,35 @@ class _Subst(ast.NodeTransformer):
     def visit_Name(self, node: ast.Name) -> ast.expr:
         return self.names.get(node.id, node)
 
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        """`where(c, a, b)` becomes `(a if c else b)`: no call for Numba to resolve."""
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "where" and len(node.args) == 3:
+            return ast.IfExp(test=node.args[0], body=node.args[1], orelse=node.args[2])
+        return node
 
-def substitute(source: str, values: dict[str, str | float | int]) -> str:
+
+def substitute(source: str, values: dict[str, str | float | int],
+               cast: str | None = None) -> str:
     """`source` (the scalar expression language) with variables replaced by expressions
-    (strings) or numbers, as Python source."""
+    (strings) or numbers, as Python source; with `cast`, float constants are wrapped in
+    it (`F(0.5)`), so that float32 arithmetic is not promoted to float64 by a literal."""
     names = {k: (ast.parse(v, mode="eval").body if isinstance(v, str) else ast.Constant(v))
              for k, v in values.items()}
     tree = _Subst(names).visit(ast.parse(source, mode="eval").body)
+    if cast is not None:
+        tree = _Cast(cast).visit(tree)
     return ast.unparse(tree)
+
+
+class _Cast(ast.NodeTransformer):
+    def __init__(self, cast: str):
+        self.cast = cast
+
+    def visit_Constant(self, node: ast.Constant) -> ast.expr:
+        if isinstance(node.value, float):
+            return ast.Call(ast.Name(self.cast), [node], [])
+        return node
 
 
 def broadcast_index(idx: list[str], src: Shape, dst: Shape) -> list[str]:
@@ -165,8 +186,9 @@ class Plan:
     (`outputs`): its node's own array, or `r<k>` for a copy.
     """
 
-    def __init__(self, program: Program, results: list[str]):
+    def __init__(self, program: Program, results: list[str], cast: str | None = None):
         self.program = program
+        self.cast = cast  # see `substitute`
         self.results = list(results)
         self.kinds = {n.id: kind_of(n) for n in program}
         self.users: dict[str, set[str]] = {i: set() for i in program.nodes}
@@ -273,7 +295,10 @@ class Plan:
                 copies.setdefault(r, []).append(name)
         for n in prog:
             kind, mode = self.kinds[n.id], modes[n.id]
-            if kind != "source" and "check" in REGISTRY[n.op].kernel:
+            if kind == "source" and not self.users[n.id] and n.id not in self.results:
+                continue  # an argument nothing reads
+            if kind != "source" and "check" in REGISTRY[n.op].kernel and (
+                    mode not in ("inline", "store") or attached_check(self, n) is None):
                 steps.append(Step("check", [n.id], prog[n.args[0]].shape))
             if kind == "reduce" or (kind == "matmul" and (mode == "scalar" or not self.blas(n))):
                 shape = prog[n.args[0]].shape if kind == "reduce" else \
@@ -336,16 +361,16 @@ class Plan:
             nodes = set(reads(self.program[step.nodes[0]]))
         return {self.storage_root(n) for n in nodes if self.modes[n] != "inline"}
 
-    def workspace(self) -> tuple[dict[str, int], list[Poly]]:
-        """Slot of each stored value that is not a result, and each slot's size. Values
-        of one shape share a slot once the earlier one is dead."""
+    def workspace(self) -> dict[str, int]:
+        """The workspace slot of each stored value that is not a result. A slot is reused
+        by a later value of the same shape once the value in it is dead."""
         last: dict[str, int] = {}
         for k, s in enumerate(self.steps):
             for r in self.step_reads(s):
                 last[r] = k
         results = set(self.results)
         slot_of: dict[str, int] = {}
-        sizes: list[Poly] = []
+        shapes: list[Shape] = []
         free: dict[Shape, list[int]] = {}
         dying: dict[int, list[str]] = {}
         for k, s in enumerate(self.steps):
@@ -356,12 +381,13 @@ class Plan:
                 if free.get(shape):
                     slot_of[n] = free[shape].pop()
                 else:
-                    slot_of[n] = len(sizes)
-                    sizes.append(self.size(shape))
+                    slot_of[n] = len(shapes)
+                    shapes.append(shape)
                 dying.setdefault(max(last.get(n, k), k), []).append(n)
             for n in dying.pop(k, []):
                 free.setdefault(self.program[n].shape, []).append(slot_of[n])
-        return slot_of, sizes
+        self.slot_shapes = shapes
+        return slot_of
 
 
 # ---- loop bodies ----------------------------------------------------------------------
@@ -376,22 +402,62 @@ class LoopBody:
         self.locals: dict[str, str] = {}
         self.lines: list[str] = []
         self.reads: list[tuple[str, list[str]]] = []
+        # lines before / after the loop over axis d (0: before / after the whole nest)
+        self.pre: dict[int, list[str]] = {}
+        self.post: dict[int, list[str]] = {}
+        self.array_reductions: list[str] = []  # accumulate in memory: initialize first
 
     def render(self) -> list[str]:
         for n in self.step.nodes:
             node = self.prog[n]
             if self.plan.kinds[n] in ("reduce", "matmul"):
-                value = self.reduce_value(node)
-                acc = self.accumulator(node)
-                self.lines.append(describe(node))
-                step = reduce_fields(self.plan, node)["step"]
-                self.lines.append(f"{acc} = {substitute(step, {'acc': acc, 'x': value})}")
+                self.reduction(node)
             else:
                 value = self.value(n, self.idx)
                 self.lines.append(f"{n}[{', '.join(self.idx)}] = {value}")
         for n, t in self.step.copies:
             self.lines.append(f"{t}[{', '.join(self.idx)}] = {self.read(n, self.idx)}")
         return self.lines
+
+    def reduction(self, node: Node) -> None:
+        """Accumulate: in a local when the reduced axes are the innermost loops (its
+        initial value set before them, the result stored after), else in the array."""
+        f = reduce_fields(self.plan, node)
+        value = self.reduce_value(node)
+        n, depth = node.id, self.local_depth(node)
+        if self.plan.modes[n] == "scalar":
+            acc = n
+            self.pre.setdefault(0, []).append(f"{acc} = {f['init']}")
+            if f["final"] != "acc":
+                self.post.setdefault(0, []).append(
+                    f"{acc} = {substitute(f['final'], {'acc': acc, 'n': self.count(node)})}")
+        elif depth is not None:
+            acc = "a" + n[1:]
+            self.pre.setdefault(depth, []).append(f"{acc} = {f['init']}")
+            final = substitute(f["final"], {"acc": acc, "n": self.count(node)})
+            self.post.setdefault(depth, []).insert(
+                0, f"{n}[{', '.join(self.out_index(node))}] = {final}")
+        else:
+            acc = f"{n}[{', '.join(self.out_index(node))}]"
+            self.array_reductions.append(n)
+        self.lines.append(describe(node))
+        self.lines.append(f"{acc} = {substitute(f['step'], {'acc': acc, 'x': value})}")
+
+    def local_depth(self, node: Node) -> int | None:
+        """The loop depth where a local accumulator can start, if the reduced axes are
+        the innermost ones."""
+        if self.plan.kinds[node.id] == "matmul":
+            return len(self.idx) - 1
+        axes = reduced_axes(node, self.prog[node.args[0]].shape)
+        first = len(self.idx) - len(axes)
+        return first if axes == set(range(first, len(self.idx))) else None
+
+    def count(self, node: Node) -> str:
+        """How many values a reduction combines (the `n` of mean's final step)."""
+        if self.plan.kinds[node.id] == "matmul":
+            return "1"
+        src = self.prog[node.args[0]].shape
+        return " * ".join(self.plan.dim(src[a]) for a in sorted(reduced_axes(node, src))) or "1"
 
     def out_index(self, node: Node) -> list[str]:
         """The index a reduction accumulates into, for the current input index."""
@@ -406,11 +472,6 @@ class LoopBody:
         if drop == len(axes):
             return [i for k, i in enumerate(self.idx) if k not in axes]
         return kept[drop:]  # leading axes summed away, the others kept as length 1
-
-    def accumulator(self, node: Node) -> str:
-        if self.plan.modes[node.id] == "scalar":
-            return node.id
-        return f"{node.id}[{', '.join(self.out_index(node))}]"
 
     def reduce_value(self, node: Node) -> str:
         if self.plan.kinds[node.id] != "matmul":
@@ -450,12 +511,35 @@ class LoopBody:
             return self.read(node.args[0], at)
         if kind == "reshape":  # of a scalar
             return self.read(node.args[0], [])
-        expr = elementwise_expr(node, self.prog, self.read, idx)
+        expr = elementwise_expr(node, self.prog, self.read, idx, self.plan.cast)
         local = "t" + node_id[1:]
+        check = attached_check(self.plan, node)
+        if check is not None:
+            depth, cond, message = check
+            arg = self.read(node.args[0], idx[:depth])
+            self.pre.setdefault(depth, []).extend(
+                [f"if not ({substitute(cond, {'x': arg})}):", f"    raise ValueError({message!r})"])
         self.lines.append(describe(node))
         self.lines.append(f"{local} = {expr}")
         self.locals[node_id] = local
         return local
+
+
+def attached_check(plan: Plan, node: Node) -> tuple[int, str, str] | None:
+    """For an op with a `check` on input 0 that its loop reads at the leading loop
+    indices: (loop depth, condition of `x`, message), to test it once per value there."""
+    op = REGISTRY[node.op]
+    if "check" not in op.kernel or "index" not in op.kernel:
+        return None
+    src = plan.program[node.args[0]].shape
+    idx = [f"i{k}" for k in range(len(node.shape))]
+    if op.kernel["index"](list(idx), src, node.shape, node.attrs) != idx[:len(src)]:
+        return None
+    values = {op.inputs[0]: "x", **{k: v for k, v in numeric_attrs(op, node.attrs).items()}}
+    cond = substitute(op.kernel["check"], values)
+    shown = substitute(op.kernel["check"], {k: v for k, v in values.items() if v != "x"})
+    who = repr(node.name) if node.name else node.id
+    return len(src), cond, f"{who}: invalid input values; {node.op} needs {shown}"
 
 
 def reduced_axes(node: Node, src: Shape) -> set[int]:
@@ -468,7 +552,8 @@ def reduce_fields(plan: Plan, node: Node) -> dict:
     return REGISTRY[node.op].kernel
 
 
-def elementwise_expr(node: Node, prog: Program, read, idx: list[str]) -> str:
+def elementwise_expr(node: Node, prog: Program, read, idx: list[str],
+                     cast: str | None = None) -> str:
     """The node's scalar expression, its inputs read at the matching indices."""
     op = REGISTRY[node.op]
     k = op.kernel
@@ -482,4 +567,4 @@ def elementwise_expr(node: Node, prog: Program, read, idx: list[str]) -> str:
         values[name] = read(a, at)
     for name, axis in k.get("axis_names", {}).items():
         values[name] = idx[axis]
-    return substitute(source, values)
+    return substitute(source, values, cast)

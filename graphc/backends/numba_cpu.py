@@ -89,7 +89,7 @@ class CpuBackend:
         """A function from feeds (arrays by node id) to the arrays of `results`."""
         dtype = np.dtype(dtype)
         entry = Entry("run", program, list(results))
-        writer = KernelWriter(entry)
+        writer = KernelWriter(entry, dtype)
         kernel = Kernel(self.load(program.name, dtype, [entry]), "run")
         args = [(i, _dtype_of(program[i].dtype, dtype), tuple(program[i].shape))
                 for i in writer.inputs + writer.params]
@@ -134,7 +134,7 @@ class Trainer:
         training = Training(type(optimizer).__name__, list(lines), tuple(optimizer.slots),
                             dict.fromkeys(optimizer.hyper, 0.0), dict(optimizer.slot_init))
         entry = Entry("train_step", prog, results, training)
-        writer = KernelWriter(entry)
+        writer = KernelWriter(entry, model.dtype)
         self.module = backend.load(prog.name, model.dtype, [entry])
         self.kernel = Kernel(self.module, "train_step")
         self.hyper = list(training.hyper)

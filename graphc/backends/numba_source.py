@@ -22,7 +22,6 @@ from graphc.backends.codegen import (
     describe,
     elementwise_expr,
     reduce_fields,
-    reduced_axes,
     substitute,
 )
 from graphc.ir import Program, Shape, format_shape
@@ -57,16 +56,15 @@ def _idx(names: list[str]) -> str:
 
 
 class KernelWriter:
-    """The source of one `@njit` kernel for an entry."""
+    """The source of one `@njit` kernel for an entry. Every array it touches comes in as
+    an argument (inputs, params, results, workspace), which Numba compiles fastest."""
 
-    def __init__(self, entry: Entry):
+    def __init__(self, entry: Entry, dtype: np.dtype):
         self.entry = entry
-        self.prog = entry.program
-        self.plan = Plan(self.prog, entry.results)
+        prog = self.prog = entry.program
+        cast = "F" if np.dtype(dtype) == np.float32 else None
+        self.plan = plan = Plan(prog, entry.results, cast)
         self.train = entry.train
-        self.slots, self.slot_sizes = self.plan.workspace()
-        self.lines: list[str] = []
-        prog = self.prog
         used = {a for n in prog for a in n.args} | set(entry.results)
         self.inputs = [i for i in prog.inputs.values() if i in used]
         self.params = list(prog.params.values())
@@ -74,34 +72,58 @@ class KernelWriter:
         off = Poly()
         for p in self.params:
             self.param_offsets[p] = off
-            off = off.plus(self.plan.size(prog[p].shape))
+            off = off.plus(plan.size(prog[p].shape))
         self.n_params = off
-
-    # sizes ---------------------------------------------------------------------------
-    def workspace_size(self) -> Poly:
-        total = self.n_params if self.train else Poly()
-        for s in self.slot_sizes:
-            total = total.plus(s)
-        return total
+        # workspace: slots grouped by their shape after the first axis, stacked on it
+        self.slots = plan.workspace()
+        self.groups: list[tuple] = []  # trailing shape per group
+        self.group_rows: list[Poly] = []
+        self.slot_at: dict[int, tuple[int, Poly, Poly]] = {}  # slot -> group, start, stop
+        for slot, shape in enumerate(plan.slot_shapes):
+            key = tuple(shape[1:])
+            if key not in self.groups:
+                self.groups.append(key)
+                self.group_rows.append(Poly())
+            g = self.groups.index(key)
+            start = self.group_rows[g]
+            self.group_rows[g] = start.plus(plan.size(shape[:1]))
+            self.slot_at[slot] = (g, start, self.group_rows[g])
+        self.outputs = [(name, r) for name, r in zip(plan.outputs, plan.results)
+                        if prog[r].shape != ()]
+        self.positions = [k for k, r in enumerate(plan.results) if prog[r].shape != ()]
 
     def dims(self) -> list[str]:
         return [self.plan.dim(d) for d in self.plan.dims]
 
-    def signature(self) -> list[str]:
-        args = [*self.dims(), "ws"] + [self.arg_name(i) for i in self.inputs]
-        if self.train:
-            args += ["P", "S", *[f"h_{h}" for h in self.train.hyper], "t", "max_norm",
-                     "max_value"]
-        else:
-            args += [self.arg_name(p) for p in self.params]
-        return args
-
     def arg_name(self, node_id: str) -> str:
         return f"{node_id}_a" if self.prog[node_id].shape == () else node_id
 
+    def array_args(self) -> list[str]:
+        """Inputs and params, as the kernel names them."""
+        return [self.arg_name(i) for i in self.inputs + self.params]
+
+    def signature(self) -> list[str]:
+        args = [*self.dims(), *self.array_args()]
+        if self.train:
+            args += ["P", "S", "G"]
+        args += [name for name, _ in self.outputs]
+        args += [f"w{g}" for g in range(len(self.groups))]
+        if self.train:
+            args += [f"h_{h}" for h in self.train.hyper] + ["t", "max_norm", "max_value"]
+        return args
+
+    def shape_expr(self, shape: Shape) -> str:
+        dims = [self.plan.dim(d) for d in shape]
+        return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+
+    def group_shapes(self) -> list[str]:
+        """The shape of each workspace group, as a Python expression of the dims."""
+        return [self.shape_expr((0, *key)).replace("(0", f"({rows}", 1)
+                for key, rows in zip(self.groups, self.group_rows)]
+
     # the function ------------------------------------------------------------------
     def write(self) -> str:
-        e, prog, plan = self.entry, self.prog, self.plan
+        e, plan = self.entry, self.plan
         out = [JIT, f"def {e.name}_kernel({', '.join(self.signature())}):"]
         body: list[str] = []
         for sym, (node_id, axis) in plan.dims.items():
@@ -109,101 +131,68 @@ class KernelWriter:
         body += self.declarations()
         for step in plan.steps:
             body += self.step(step)
+        scalars = [name for name, r in zip(plan.outputs, plan.results)
+                   if self.prog[r].shape == ()]
         if self.train:
             body += self.update()
-            body.append(f"return {plan.outputs[0]}")
+            body.append(f"return {scalars[0]}")
         else:
-            body.append(f"return ({''.join(o + ', ' for o in plan.outputs)})")
+            body.append(f"return ({''.join(o + ', ' for o in scalars)})")
         out += ["    " + line if line else "" for line in body]
-        del prog
         return "\n".join(out)
 
-    def shape_expr(self, shape: Shape) -> str:
-        dims = [self.plan.dim(d) for d in shape]
-        return f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
-
     def declarations(self) -> list[str]:
-        prog, plan, lines = self.prog, self.plan, []
+        prog, lines = self.prog, []
         for i in self.inputs:
             node = prog[i]
             lines.append(f"# input {node.name!r}: {node.dtype}{format_shape(node.shape)} "
                          f"is {self.arg_name(i)}")
-        if self.train:
-            lines.append(f"G = ws[0:{self.n_params}]  # every parameter's gradient, packed")
-            for p in self.params:
-                node = prog[p]
-                off, size = self.param_offsets[p], plan.size(node.shape)
-                if node.shape != ():
-                    lines.append(describe(node))
-                    lines.append(f"{p} = P[{off}:{off.plus(size)}].reshape("
-                                 f"{self.shape_expr(node.shape)})")
-        elif self.params:
+        if self.params:
             lines.append("# params: " + ", ".join(
                 f"{prog[p].name!r} is {self.arg_name(p)}" for p in self.params))
-        base = self.n_params if self.train else Poly()
-        offsets, off = [], base
-        for size in self.slot_sizes:
-            offsets.append(off)
-            off = off.plus(size)
+        for (name, _), k in zip(self.outputs, self.positions):
+            what = f"gradient of {prog[self.params[k - 1]].name!r}" if self.train \
+                else f"result {k}"
+            lines.append(f"# {name}: {what}")
         for node_id, slot in sorted(self.slots.items(), key=lambda kv: int(kv[0][1:])):
-            node = prog[node_id]
-            a, b = offsets[slot], offsets[slot].plus(self.slot_sizes[slot])
-            lines.append(f"{node_id} = ws[{a}:{b}].reshape({self.shape_expr(node.shape)})"
-                         f"  # workspace {slot}: {format_shape(node.shape)}")
-        for k, (name, r) in enumerate(zip(plan.outputs, plan.results)):
-            node = prog[r]
-            if node.shape == ():
-                continue
-            if self.train:  # the gradient of params[k - 1], packed into G
-                p = self.params[k - 1]
-                off = self.param_offsets[p]
-                lines.append(f"{name} = G[{off}:{off.plus(plan.size(node.shape))}].reshape("
-                             f"{self.shape_expr(node.shape)})  # gradient of "
-                             f"{prog[p].name!r}")
-            else:
-                lines.append(f"{name} = np.empty({self.shape_expr(node.shape)}, F)"
-                             f"  # result {k}")
+            g, start, stop = self.slot_at[slot]
+            shape = format_shape(prog[node_id].shape)
+            lines.append(f"{node_id} = w{g}[{start}:{stop}]  # workspace {slot}: {shape}")
         return lines
 
     # steps ---------------------------------------------------------------------------
     def step(self, step: Step) -> list[str]:
         return getattr(self, f"step_{step.kind}")(step)
 
-    def loops(self, shape: Shape, body: list[str], var: str = "i") -> list[str]:
-        lines = []
-        for k, d in enumerate(shape):
-            lines.append("    " * k + f"for {var}{k} in range({self.plan.dim(d)}):")
-        return lines + ["    " * len(shape) + line for line in body]
+    def loops(self, shape: Shape, body: list[str], var: str = "i",
+              pre: dict[int, list[str]] | None = None,
+              post: dict[int, list[str]] | None = None) -> list[str]:
+        """A loop nest over `shape`; `pre[d]` / `post[d]` go before / after loop d."""
+        pre, post, lines = pre or {}, post or {}, []
+        for d in range(len(shape) + 1):
+            lines += ["    " * d + line for line in pre.get(d, [])]
+            if d < len(shape):
+                lines.append("    " * d + f"for {var}{d} in range({self.plan.dim(shape[d])}):")
+        lines += ["    " * len(shape) + line for line in body]
+        for d in reversed(range(len(shape) + 1)):
+            lines += ["    " * d + line for line in post.get(d, [])]
+        return lines
 
     def step_loop(self, step: Step) -> list[str]:
         plan, prog = self.plan, self.prog
-        body = LoopBody(plan, step).render()
+        body = LoopBody(plan, step)
+        lines = body.render()
         before, after = [], []
-        for n in step.nodes:
+        for n in body.array_reductions:
             node = prog[n]
-            if plan.kinds[n] not in ("reduce", "matmul"):
-                continue
             f = reduce_fields(plan, node)
-            scalar = plan.modes[n] == "scalar"
-            if scalar:
-                before.append(f"{n} = {f['init']}")
-            else:
-                j = [f"j{k}" for k in range(len(node.shape))]
-                before += self.loops(node.shape, [f"{n}[{_idx(j)}] = {f['init']}"], "j")
-            if f["final"] == "acc":
-                continue
-            src = prog[node.args[0]].shape
-            count = " * ".join(plan.dim(src[a]) for a in sorted(reduced_axes(node, src)))
-            if scalar:
-                after.append(f"{n} = {substitute(f['final'], {'acc': n, 'n': count or '1'})}")
-            else:
-                j = [f"j{k}" for k in range(len(node.shape))]
+            j = [f"j{k}" for k in range(len(node.shape))]
+            before += self.loops(node.shape, [f"{n}[{_idx(j)}] = {f['init']}"], "j")
+            if f["final"] != "acc":
                 acc = f"{n}[{_idx(j)}]"
-                after += self.loops(node.shape, [
-                    f"{acc} = {substitute(f['final'], {'acc': acc, 'n': count or '1'})}"], "j")
-        if not step.shape:
-            return before + body + after
-        return before + self.loops(step.shape, body) + after
+                final = substitute(f["final"], {"acc": acc, "n": body.count(node)})
+                after += self.loops(node.shape, [f"{acc} = {final}"], "j")
+        return before + self.loops(step.shape, lines, pre=body.pre, post=body.post) + after
 
     def step_scalar(self, step: Step) -> list[str]:
         n = step.nodes[0]
@@ -211,19 +200,16 @@ class KernelWriter:
         kind = plan.kinds[n]
         reader = LoopBody(plan, Step("loop", [], ()))
         if node.op == "const":
-            expr = repr(float(node.attrs["value"]))
+            expr = substitute(repr(float(node.attrs["value"])), {}, plan.cast)
         elif kind == "source":
-            if self.train and node.op == "param":
-                expr = f"P[{self.param_offsets[n]}]"
-            else:
-                expr = f"{self.arg_name(n)}[0]"
+            expr = f"{self.arg_name(n)}[0]"
         elif kind == "count":
             src = self.prog[node.args[0]].shape
             axes = REGISTRY[node.op].kernel["count"](node.attrs, len(src))
             axes = [axes] if isinstance(axes, int) else axes
             expr = f"float({' * '.join(plan.dim(src[a]) for a in axes) or '1'})"
         elif kind == "ew":
-            expr = elementwise_expr(node, self.prog, reader.read, [])
+            expr = elementwise_expr(node, self.prog, reader.read, [], plan.cast)
         elif kind == "softmax":
             x = reader.read(node.args[0], [])
             expr = substitute(REGISTRY[node.op].kernel["value"], {"x": x, "m": x, "s": 1.0})
@@ -321,6 +307,7 @@ IMPORTS = '''
 import glob
 import math
 import os
+import sys
 import threading
 
 import numpy as np
@@ -460,14 +447,20 @@ HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf
                 "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d")
 
 RUNTIME = '''
-_local = threading.local()  # one workspace per thread and entry point
+# Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+_local = threading.local()  # workspaces per thread, entry point and dims
 
 
-def _workspace(name, size):
-    ws = getattr(_local, name, None)
-    if ws is None or ws.size < size:
-        ws = np.empty(max(size, 1), F)
-        setattr(_local, name, ws)
+def _workspace(name, dims, shapes):
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    ws = cache.get((name, dims))
+    if ws is None:
+        if len(cache) > 8:  # batch sizes come and go: keep a few
+            cache.pop(next(iter(cache)))
+        ws = cache[name, dims] = tuple(np.empty(shape, F) for shape in shapes)
     return ws
 '''
 
@@ -506,24 +499,46 @@ def docstring(text: str) -> str:
 
 
 def arrays_function(w: KernelWriter) -> str:
-    """`<entry>_arrays(...)`: the kernel's array arguments in, its results out."""
-    e, plan = w.entry, w.plan
-    names = [*w.inputs] + ([] if w.train else w.params)
+    """`<entry>_arrays(...)`: the kernel's array arguments in, its results out; the
+    workspace comes from a per-thread cache, so a steady state allocates only results."""
+    e, plan, prog = w.entry, w.plan, w.prog
     if w.train:
-        head = f"def {e.name}_arrays(params, state, arrays, hyper, t, max_norm, max_value):"
-        lines = [head, "    state.bind(params)",
-                 f"    {''.join(n + ', ' for n in w.inputs)}= arrays" if w.inputs else ""]
+        lines = [f"def {e.name}_arrays(params, state, arrays, hyper, t, max_norm, max_value):",
+                 "    state.bind(params)"]
+        if w.inputs:
+            lines.append(f"    {''.join(n + ', ' for n in w.inputs)}= arrays")
     else:
-        lines = [f"def {e.name}_arrays({', '.join(names)}):"]
+        lines = [f"def {e.name}_arrays({', '.join(w.inputs + w.params)}):"]
     for sym, (node_id, axis) in plan.dims.items():
         lines.append(f"    {plan.dim(sym)} = {node_id}.shape[{axis}]")
-    lines.append(f"    ws = _workspace({e.name!r}, {w.workspace_size()})")
-    args = [*w.dims(), "ws"] + [f"{n}.reshape(1)" if w.prog[n].shape == () else n
-                                for n in names]
+    dims = "".join(d + ", " for d in w.dims())
+    shapes = "".join(s + ", " for s in w.group_shapes())
+    lines.append(f"    w = _workspace({e.name!r}, ({dims}), ({shapes}))")
+    args = [*w.dims()] + [f"{n}.reshape(1)" if prog[n].shape == () else n for n in w.inputs]
     if w.train:
-        args += ["state.P", "state.S", "*hyper", "t", "max_norm", "max_value"]
-    lines.append(f"    return {e.name}_kernel({', '.join(args)})")
-    return "\n".join(line for line in lines if line)
+        args += ["*state.args"]
+    else:
+        args += [f"{n}.reshape(1)" if prog[n].shape == () else n for n in w.params]
+        for name, r in w.outputs:
+            dtype = "F" if prog[r].is_float else f"np.{prog[r].dtype}"
+            lines.append(f"    {name} = np.empty({w.shape_expr(prog[r].shape)}, {dtype})")
+            args.append(name)
+    args.append("*w")
+    if w.train:
+        args += ["*hyper", "t", "max_norm", "max_value"]
+        lines.append(f"    return {e.name}_kernel({', '.join(args)})")
+        return "\n".join(lines)
+    lines.append(f"    s = {e.name}_kernel({', '.join(args)})")
+    arrays = {name for name, _ in w.outputs}
+    out, k = [], 0
+    for name in plan.outputs:
+        if name in arrays:
+            out.append(name)
+        else:
+            out.append(f"s[{k}]")
+            k += 1
+    lines.append(f"    return ({''.join(o + ', ' for o in out)})")
+    return "\n".join(lines)
 
 
 TRAIN_STATE = '''
@@ -535,14 +550,19 @@ class TrainState:
     `params[name]` and `slots[name][slot]` are views of them."""
 
     def __init__(self, params=None, slots=None, **hyper):
-        self.P = np.zeros(NP, F)
-        self.S = np.zeros((len(SLOTS), NP), F)
-        self.views, self.slot_views = {}, {}
+        self.P = np.zeros(NP, F)  # params
+        self.S = np.zeros((len(SLOTS), NP), F)  # optimizer slots
+        self.G = np.zeros(NP, F)  # gradients
+        self.views, self.slot_views, param_args, grads = {}, {}, [], []
         for name, shape, start in PARAMS:
             stop = start + int(np.prod(shape))
             self.views[name] = self.P[start:stop].reshape(shape)
             self.slot_views[name] = {s: self.S[k, start:stop].reshape(shape)
                                      for k, s in enumerate(SLOTS)}
+            param_args.append(self.P[start:stop] if shape == () else self.views[name])
+            if shape != ():
+                grads.append(self.G[start:stop].reshape(shape))
+        self.args = (*param_args, self.P, self.S, self.G, *grads)  # for the kernel
         self.slots = {} if slots is None else slots
         self.t = 0
         self.hyper = {**HYPER, **hyper}
@@ -665,7 +685,7 @@ def module_source(title: str, dtype: np.dtype, entries: list[Entry], *,
                   helper_module: str | None = None) -> str:
     """The whole module. With `params_file`, it is standalone: it checks inputs by name,
     has `init_params`, and dict-level `forward`, `loss_and_grad` and `train_step`."""
-    writers = [KernelWriter(e) for e in entries]
+    writers = [KernelWriter(e, dtype) for e in entries]
     text = (f"Generated by graphc from the spec {title!r} ({dtype.name}); do not edit.\n"
             f"Built with {versions()}.\n{doc}")
     parts = [docstring(text), header(dtype, helper_module)]
