@@ -58,6 +58,9 @@ class Poly(Counter):
                  for m, c in sorted(self.items(), key=lambda kv: (-len(kv[0]), kv[0])) if c]
         return " + ".join(terms) or "0"
 
+    def times(self, c: int) -> Poly:
+        return Poly({k: v * c for k, v in self.items() if v * c})
+
     def value(self, dims: dict[str, int]) -> int:
         total = 0
         for m, c in self.items():
@@ -388,6 +391,35 @@ class Plan:
                 free.setdefault(self.program[n].shape, []).append(slot_of[n])
         self.slot_shapes = shapes
         return slot_of
+
+
+    def costs(self) -> tuple[Poly, Poly, int]:
+        """(floating-point operations, array elements read and written, how many ops share
+        a loop with another) of one call: an estimate for `graphc compile` to print."""
+        flops, moved, fused = Poly(), Poly(), 0
+        prog = self.program
+        for step in self.steps:
+            node = prog[step.nodes[0]] if step.nodes else None
+            if step.kind == "matmul":
+                a = prog[node.args[0]]
+                flops = flops.plus(Poly.of([self.dim(d) for d in (*node.shape, a.shape[-1])])
+                                   .times(2))
+                for x in (*node.args, node.id):
+                    moved = moved.plus(self.size(prog[x].shape))
+            elif step.kind == "loop":
+                body = LoopBody(self, step)
+                body.render()
+                ops = len(body.locals) + sum(
+                    self.kinds[n] in ("reduce", "matmul") for n in step.nodes)
+                fused += max(ops - 1, 0)
+                flops = flops.plus(self.size(step.shape).times(max(ops, 1)))
+                for r in {r for r, _ in body.reads} | set(step.nodes):
+                    moved = moved.plus(self.size(prog[r].shape))
+            elif step.kind in ("softmax", "concat"):
+                flops = flops.plus(self.size(node.shape).times(5 if step.kind == "softmax"
+                                                               else 0))
+                moved = moved.plus(self.size(node.shape).times(2))
+        return flops, moved, fused
 
 
 # ---- loop bodies ----------------------------------------------------------------------
