@@ -9,30 +9,6 @@ import graphc
 from graphc import F
 
 
-def neuron_in_python():
-    b = graphc.Builder("sigmoid neuron (decomposed)",
-                       doc="f(w, x) = 1 / (1 + exp(-(w0 x0 + w1 x1 + w2))), the backprop "
-                           "figure of the lectures")
-    x0, x1 = b.input("x0", [], value=-1.0), b.input("x1", [], value=-2.0)
-    w0, w1, w2 = (b.param(n, [], init=v) for n, v in (("w0", 2.0), ("w1", -3.0), ("w2", -3.0)))
-    t0 = b.name("t0", w0 * x0)
-    t1 = b.name("t1", w1 * x1)
-    t01 = b.name("t01", t0 + t1)
-    t012 = b.name("t012", t01 + w2)
-    nt = b.name("nt", -t012)
-    e = b.name("e", F.exp(nt))
-    d = b.name("d", 1 + e)
-    f = b.name("f", F.reciprocal(d))
-    return b.build(outputs=[f], loss=f)
-
-
-def test_builder_gives_the_json_graph(examples):
-    g_py = neuron_in_python()
-    g_json = graphc.load(examples / "neuron.json")
-    assert g_py == g_json
-    assert g_py.to_json() == g_json.to_json()
-
-
 def test_json_round_trip(examples):
     for path in sorted(examples.glob("*.json")):
         g = graphc.load(path)
