@@ -78,7 +78,11 @@ def load(source: str, name: str, directory: str | os.PathLike | None = None) -> 
         write_atomic(path, source)
         if current is not None:  # whatever was compiled from the bad file goes too
             shutil.rmtree(folder / "__pycache__", ignore_errors=True)
-    return _import(mod_name, path)
+    try:
+        return _import(mod_name, path)
+    except Exception:  # e.g. Numba's cache of an eagerly compiled helper is unreadable
+        shutil.rmtree(folder / "__pycache__", ignore_errors=True)
+        return _import(mod_name, path)
 
 
 def _import(mod_name: str, path: Path) -> ModuleType:

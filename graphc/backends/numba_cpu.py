@@ -111,6 +111,7 @@ class CpuBackend:
                 raise
             return [o if isinstance(o, np.ndarray) else np.asarray(o, dtype) for o in out]
 
+        run.kernel = kernel  # type: ignore[attr-defined]  (for tests and the curious)
         return run
 
     def train_step(self, model: Any, optimizer: Any, inputs: Mapping[str, Any],
