@@ -8,6 +8,7 @@ inputs, keep a reusable workspace per thread and call the kernels.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numba
@@ -385,9 +386,9 @@ def small_matmul(a, ta, b, tb, out):
                     out[i, j] += aip * b[p, j]
 
 
-def _numpy_gemm(name):
-    """numpy's own BLAS routine `name`, so that compiled steps and numpy share one
-    thread pool (two OpenBLAS pools in one process slow each other down badly)."""
+def _numpy_blas(name, *args):
+    """numpy's own BLAS routine `name` (None if not found), so that compiled steps and
+    numpy share one thread pool: two OpenBLAS pools in one process slow each other."""
     try:
         import ctypes
 
@@ -399,30 +400,55 @@ def _numpy_gemm(name):
             lib = ctypes.CDLL(path)
             if hasattr(lib, name):
                 llvm.add_symbol(name, ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
-                i, n, r = types.int32, types.int64, types.{dtype}
-                return types.ExternalFunction(name, types.void(
-                    i, i, i, n, n, n, r, types.voidptr, n, types.voidptr, n, r,
-                    types.voidptr, n))
+                return types.ExternalFunction(name, types.void(*args))
     except (OSError, ImportError, AttributeError):
         pass
     return None
 
 
-gemm = _numpy_gemm("scipy_cblas_{blas}gemm64_")
+def _blas_types():
+    from numba import types
+
+    return types.int32, types.int64, types.{dtype}, types.voidptr
+
+
+I32, I64, R, P = _blas_types()
+gemm = _numpy_blas("scipy_cblas_{blas}gemm64_", I32, I32, I32, I64, I64, I64, R, P, I64, P,
+                   I64, R, P, I64)
+gemv = _numpy_blas("scipy_cblas_{blas}gemv64_", I32, I32, I64, I64, R, P, I64, P, I64, R, P,
+                   I64)
 SMALL = 16384  # products with fewer multiply-adds use plain loops, not a BLAS call
+ROW, NO, YES = 101, 111, 112  # CBLAS: row-major; no transpose; transpose
 
 MATMUL = "void({dtype}[:, ::1], boolean, {dtype}[:, ::1], boolean, {dtype}[:, ::1])"
 
-if gemm is not None:
+BLAS = {blas_choice!r}  # "numpy": numpy's own OpenBLAS; "scipy": the one np.dot uses in Numba
+
+if BLAS == "numpy" and gemm is not None and gemv is not None:
     @njit(MATMUL, cache=True, error_model="numpy", nogil=True)
     def matmul2d(a, ta, b, tb, out):
-        """out = op(a) @ op(b), op transposing where ta / tb, by numpy's own BLAS."""
+        """out = op(a) @ op(b), op transposing where ta / tb, by numpy's own BLAS: a
+        matrix-vector product for a single row or column, loops when small or k = 1."""
         m, n = out.shape
         k = a.shape[0] if ta else a.shape[1]
-        if m * n * k < SMALL:
+        if m * n * k < SMALL or k == 1:
             small_matmul(a, ta, b, tb, out)
+        elif m == 1:  # out = a @ B: B's rows (or columns) against the vector a
+            if tb:
+                gemv(ROW, NO, n, k, 1.0, b.ctypes.data, k, a.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+            else:
+                gemv(ROW, YES, k, n, 1.0, b.ctypes.data, n, a.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+        elif n == 1:  # out = A @ b
+            if ta:
+                gemv(ROW, YES, k, m, 1.0, a.ctypes.data, m, b.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+            else:
+                gemv(ROW, NO, m, k, 1.0, a.ctypes.data, k, b.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
         else:
-            gemm(101, 112 if ta else 111, 112 if tb else 111, m, n, k, 1.0, a.ctypes.data,
+            gemm(ROW, YES if ta else NO, YES if tb else NO, m, n, k, 1.0, a.ctypes.data,
                  max(a.shape[1], 1), b.ctypes.data, max(b.shape[1], 1), 0.0,
                  out.ctypes.data, max(n, 1))
 else:
@@ -431,7 +457,7 @@ else:
         """out = op(a) @ op(b) by the BLAS numba uses (SciPy's): see docs/performance.md."""
         m, n = out.shape
         k = a.shape[0] if ta else a.shape[1]
-        if m * n * k < SMALL:
+        if m * n * k < SMALL or k == 1:
             small_matmul(a, ta, b, tb, out)
         elif ta and tb:
             np.dot(a.T, b.T, out)
@@ -465,9 +491,15 @@ def _workspace(name, dims, shapes):
 '''
 
 
+def blas_choice() -> str:
+    """Which BLAS compiled matmuls call: numpy's own OpenBLAS, unless $GRAPHC_BLAS says
+    "scipy" (the library Numba's np.dot uses; for comparisons, see docs/performance.md)."""
+    return "scipy" if os.environ.get("GRAPHC_BLAS", "").lower() == "scipy" else "numpy"
+
+
 def helpers(dtype: np.dtype) -> str:
     """The helpers' source for `dtype` (a module of its own, or pasted into one)."""
-    return HELPERS.format(dtype=dtype.name, jit=JIT,
+    return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
                           blas="s" if dtype == np.float32 else "d").strip("\n")
 
 

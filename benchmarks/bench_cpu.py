@@ -1,0 +1,274 @@
+"""Benchmark graphc's Numba CPU backend against the NumPy reference and PyTorch eager.
+
+One run measures, in the same process: the fused train step (forward, backward, SGD) and
+forward-only inference of each workload with graphc's cpu backend, the numpy backend and
+(when installed) PyTorch eager; numpy's own sgemm at 2048^3; and, in fresh processes,
+graphc's cold compile and its first step from a warm cache. Prints a table of median
+times and ratios. Usage:
+
+    python benchmarks/bench_cpu.py [--quick] [--only NAME]
+
+Report numbers both as the machine is set and with
+`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cpu.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import graphc
+
+
+def mlp(name: str, sizes: list[int], act: str, loss: str) -> dict:
+    """A dense MLP spec: sizes[0] inputs, hidden layers with `act`, then the output."""
+    nodes, prev = [], "x"
+    for k, units in enumerate(sizes[1:-1]):
+        nodes.append({"id": f"h{k}", "op": "dense", "inputs": [prev],
+                      "attrs": {"units": units, "activation": act, "init": "he_uniform"}})
+        prev = f"h{k}"
+    out_act = "sigmoid" if loss == "bce" else "none"
+    nodes.append({"id": "out", "op": "dense", "inputs": [prev],
+                  "attrs": {"units": sizes[-1], "activation": out_act}})
+    if loss == "bce":
+        y = {"shape": ["B", 1]}
+        nodes.append({"id": "loss", "op": "binary_cross_entropy", "inputs": ["out", "y"]})
+    else:
+        y = {"shape": ["B"], "dtype": "int64"}
+        nodes.append({"id": "loss", "op": "cross_entropy", "inputs": ["out", "y"]})
+    return {"graphc": 1, "name": name, "inputs": {"x": {"shape": ["B", sizes[0]]}, "y": y},
+            "nodes": nodes, "outputs": ["out"], "loss": "loss"}
+
+
+WORKLOADS = [  # name, sizes, activation, loss, batch, target speed-up over torch
+    ("2-16-16-1 tanh BCE", [2, 16, 16, 1], "tanh", "bce", 32, 10.0),
+    ("784-256-10 ReLU CE", [784, 256, 10], "relu", "ce", 1, 3.0),
+    ("784-256-10 ReLU CE", [784, 256, 10], "relu", "ce", 64, 1.5),
+    ("784-256-10 ReLU CE", [784, 256, 10], "relu", "ce", 1024, 1.9),
+    ("64-(8x64)-10 ReLU CE", [64] + [64] * 8 + [10], "relu", "ce", 64, 2.5),
+]
+
+
+def batch_of(spec: dict, n: int, rng: np.random.Generator) -> dict:
+    x = rng.normal(size=(n, spec["inputs"]["x"]["shape"][1])).astype(np.float32)
+    if spec["inputs"]["y"].get("dtype") == "int64":
+        classes = spec["nodes"][-2]["attrs"]["units"]
+        return {"x": x, "y": rng.integers(0, classes, n).astype(np.int64)}
+    return {"x": x, "y": rng.integers(0, 2, (n, 1)).astype(np.float32)}
+
+
+def median_times(fns: dict, budget: float, rounds: int = 5) -> dict[str, float]:
+    """Median seconds per call of each function. They take turns in `rounds` rounds of
+    `budget / rounds` seconds each, so that a change in the machine's load hits all."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            start, n = time.perf_counter(), 0
+            while n < 3 or time.perf_counter() - start < budget / rounds / len(fns):
+                t = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - t)
+                n += 1
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def torch_model(spec: dict, model: graphc.runtime.Model):
+    """The same MLP in PyTorch, with graphc's initial params."""
+    import torch
+
+    layers = []
+    dense = [n for n in spec["nodes"] if n["op"] == "dense"]
+    for node in dense:
+        w = torch.tensor(model.params[f"{node['id']}.W"].T.copy())
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(torch.tensor(model.params[f"{node['id']}.b"]))
+        layers.append(lin)
+        act = node["attrs"]["activation"]
+        if act != "none":
+            layers.append({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(),
+                           "sigmoid": torch.nn.Sigmoid()}[act])
+    net = torch.nn.Sequential(*layers)
+    loss_fn = torch.nn.BCELoss() if spec["nodes"][-1]["op"] == "binary_cross_entropy" \
+        else torch.nn.CrossEntropyLoss()
+    return net, loss_fn
+
+
+def bench_workload(name, sizes, act, loss, batch, budget):
+    import torch
+
+    spec = mlp(name, sizes, act, loss)
+    rng = np.random.default_rng(0)
+    data = batch_of(spec, batch, rng)
+    row = {"workload": name, "batch": batch}
+    cpu = graphc.compile(spec, backend="cpu")
+    ref = graphc.compile(spec, backend="numpy")
+    opt_cpu, opt_ref = graphc.optim.SGD(lr=0.01), graphc.optim.SGD(lr=0.01)
+    x = {"x": data["x"]}
+    net, loss_fn = torch_model(spec, cpu)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01)
+    tx, ty = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
+
+    def torch_step():
+        opt.zero_grad()
+        out = loss_fn(net(tx), ty)
+        out.backward()
+        opt.step()
+
+    def torch_forward():
+        with torch.no_grad():
+            net(tx)
+
+    row.update(median_times({
+        "cpu train": lambda: cpu.train_step(opt_cpu, **data),
+        "numpy train": lambda: ref.train_step(opt_ref, **data),
+        "torch train": torch_step,
+        "cpu forward": lambda: cpu.forward(**x),
+        "numpy forward": lambda: ref.forward(**x),
+        "torch forward": torch_forward}, budget))
+    # FLOPs of the three (or more) GEMMs per layer, for the GEMM throughput figure
+    row["gemm flops"] = sum(2 * batch * a * b * (3 if k else 2)
+                            for k, (a, b) in enumerate(zip(sizes, sizes[1:])))
+    return row
+
+
+def sgemm_gflops(n: int = 2048, reps: int = 7) -> float:
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = a.copy()
+    a @ b
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / float(np.median(times)) / 1e9
+
+
+COMPILE_SCRIPT = """
+import time, json, sys
+t0 = time.perf_counter()
+import numpy as np
+import graphc
+t1 = time.perf_counter()
+spec = json.loads(sys.argv[1])
+m = graphc.compile(spec, backend="cpu")
+rng = np.random.default_rng(0)
+data = {"x": rng.normal(size=(64, 784)).astype(np.float32),
+        "y": rng.integers(0, 10, 64).astype(np.int64)}
+m.train_step(graphc.optim.SGD(lr=0.01), **data)
+t2 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "first_step": t2 - t1}))
+"""
+
+
+def compile_times() -> dict[str, float]:
+    """Fresh processes: an empty cache (cold), the same cache again (warm); and a new
+    model whose helpers are already cached (what every model after the first pays)."""
+    spec = mlp("compile bench", [784, 256, 10], "relu", "ce")
+    other = mlp("compile bench 2", [784, 256, 10], "relu", "ce")
+    other["nodes"][0]["attrs"]["init"] = "he_normal"
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        env = {**os.environ, "GRAPHC_CACHE_DIR": folder}
+        for key, s in (("cold", spec), ("warm", spec), ("new model", other)):
+            proc = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT, json.dumps(s)],
+                                  env=env, capture_output=True, text=True, check=True)
+            out[key] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+TRAP_SCRIPT = """
+import json, sys
+import numpy as np
+import graphc
+sys.path.insert(0, sys.argv[1])
+from bench_cpu import batch_of, median_times, mlp
+spec = mlp("trap", [784, 256, 10], "relu", "ce")
+m = graphc.compile(spec, backend="cpu")
+data = batch_of(spec, 64, np.random.default_rng(0))
+opt = graphc.optim.SGD(lr=0.01)
+a = np.random.default_rng(1).random((256, 256), dtype=np.float32)
+print(json.dumps(median_times({"step": lambda: m.train_step(opt, **data),
+                               "matmul": lambda: a @ a,
+                               "both": lambda: (m.train_step(opt, **data), a @ a)}, 3.0)))
+"""
+
+
+def blas_trap() -> dict[str, dict[str, float]]:
+    """A train step and a numpy matmul, alone and taking turns, in a fresh process: with
+    graphc's matmuls on numpy's own BLAS (the default), and on SciPy's (GRAPHC_BLAS=scipy,
+    what Numba's np.dot uses), which puts two OpenBLAS thread pools in one process."""
+    out = {}
+    here = os.path.dirname(os.path.abspath(__file__))
+    for choice in ("numpy", "scipy"):
+        env = {**os.environ, "GRAPHC_BLAS": choice}
+        proc = subprocess.run([sys.executable, "-c", TRAP_SCRIPT, here], env=env,
+                              capture_output=True, text=True, check=True)
+        out[choice] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+def fmt_us(t: float) -> str:
+    return f"{t * 1e6:,.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timing budgets")
+    parser.add_argument("--only", help="run the workloads whose name contains this")
+    parser.add_argument("--no-compile", action="store_true", help="skip compile timings")
+    args = parser.parse_args()
+    budget = 0.5 if args.quick else 2.0
+    env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    print(f"graphc {graphc.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, "
+          + ", ".join(f"{k}={v}" for k, v in env.items()))
+    gflops = sgemm_gflops()
+    print(f"numpy sgemm 2048^3: {gflops:,.0f} GFLOP/s")
+    rows = [bench_workload(*w[:5], budget) for w in WORKLOADS
+            if not args.only or args.only in w[0]]
+    targets = {(w[0], w[4]): w[5] for w in WORKLOADS}
+    head = ("workload", "batch", "graphc train µs", "numpy train µs", "torch train µs",
+            "torch/graphc", "target", "graphc fwd µs", "numpy fwd µs", "torch fwd µs",
+            "torch/graphc fwd")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        speed = r["torch train"] / r["cpu train"]
+        target = targets[r["workload"], r["batch"]]
+        print(f"| {r['workload']} | {r['batch']} | {fmt_us(r['cpu train'])} | "
+              f"{fmt_us(r['numpy train'])} | {fmt_us(r['torch train'])} | {speed:.2f}x | "
+              f"{target}x {'ok' if speed >= target else 'MISSED'} | "
+              f"{fmt_us(r['cpu forward'])} | {fmt_us(r['numpy forward'])} | "
+              f"{fmt_us(r['torch forward'])} | {r['torch forward'] / r['cpu forward']:.2f}x |")
+    for r in rows:
+        if r["batch"] == 1024:
+            achieved = r["gemm flops"] / r["cpu train"] / 1e9
+            print(f"{r['workload']} batch 1024: train step GEMMs at {achieved:,.0f} GFLOP/s "
+                  f"= {achieved / gflops:.0%} of numpy's 2048^3 sgemm (target 60%)")
+    for choice, t in blas_trap().items():
+        print(f"BLAS pools, matmuls on {choice}'s OpenBLAS: 784-256-10 batch 64 step "
+              f"{fmt_us(t['step'])} µs alone, numpy 256^3 matmul {fmt_us(t['matmul'])} µs "
+              f"alone, both taking turns {fmt_us(t['both'])} µs "
+              f"({t['both'] / (t['step'] + t['matmul']):.1f}x the sum)")
+    if not args.no_compile:
+        c = compile_times()
+        print(f"784-256-10 compile, fresh processes: cold (empty cache) first step "
+              f"{c['cold']['first_step']:.2f} s; warm cache first step "
+              f"{c['warm']['first_step']:.2f} s; a new model with helpers cached "
+              f"{c['new model']['first_step']:.2f} s (import graphc: "
+              f"{c['warm']['import']:.2f} s, not included)")
+
+
+if __name__ == "__main__":
+    main()
