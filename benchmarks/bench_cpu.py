@@ -82,18 +82,18 @@ def median_times(fns: dict, budget: float, rounds: int = 5) -> dict[str, float]:
     return {k: float(np.median(v)) for k, v in times.items()}
 
 
-def torch_model(spec: dict, model: graphc.runtime.Model):
+def torch_model(spec: dict, params: dict):
     """The same MLP in PyTorch, with graphc's initial params."""
     import torch
 
     layers = []
     dense = [n for n in spec["nodes"] if n["op"] == "dense"]
     for node in dense:
-        w = torch.tensor(model.params[f"{node['id']}.W"].T.copy())
+        w = torch.tensor(params[f"{node['id']}.W"].T.copy())
         lin = torch.nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
             lin.weight.copy_(w)
-            lin.bias.copy_(torch.tensor(model.params[f"{node['id']}.b"]))
+            lin.bias.copy_(torch.tensor(params[f"{node['id']}.b"]))
         layers.append(lin)
         act = node["attrs"]["activation"]
         if act != "none":
@@ -105,18 +105,12 @@ def torch_model(spec: dict, model: graphc.runtime.Model):
     return net, loss_fn
 
 
-def bench_workload(name, sizes, act, loss, batch, budget):
+def bench_torch(spec: dict, params: dict, data: dict, budget: float) -> dict[str, float]:
+    """PyTorch eager: the train step (zero_grad, forward, backward, SGD) and no-grad
+    inference, with its own threads (run in a process of its own, see bench_workload)."""
     import torch
 
-    spec = mlp(name, sizes, act, loss)
-    rng = np.random.default_rng(0)
-    data = batch_of(spec, batch, rng)
-    row = {"workload": name, "batch": batch}
-    cpu = graphc.compile(spec, backend="cpu")
-    ref = graphc.compile(spec, backend="numpy")
-    opt_cpu, opt_ref = graphc.optim.SGD(lr=0.01), graphc.optim.SGD(lr=0.01)
-    x = {"x": data["x"]}
-    net, loss_fn = torch_model(spec, cpu)
+    net, loss_fn = torch_model(spec, params)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     tx, ty = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
 
@@ -130,13 +124,46 @@ def bench_workload(name, sizes, act, loss, batch, budget):
         with torch.no_grad():
             net(tx)
 
+    return median_times({"torch train": torch_step, "torch forward": torch_forward}, budget)
+
+
+TORCH_SCRIPT = """
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from bench_cpu import bench_torch
+spec, budget = json.loads(sys.argv[2]), float(sys.argv[4])
+with np.load(sys.argv[3]) as f:
+    arrays = {k: f[k] for k in f.files}
+data = {k[5:]: v for k, v in arrays.items() if k.startswith("data/")}
+params = {k: v for k, v in arrays.items() if not k.startswith("data/")}
+print(json.dumps(bench_torch(spec, params, data, budget)))
+"""
+
+
+def bench_workload(name, sizes, act, loss, batch, budget):
+    """graphc (cpu and numpy backends) in this process, taking turns; PyTorch in a fresh
+    one, so that neither's idle BLAS or OpenMP threads spin while the other computes."""
+    spec = mlp(name, sizes, act, loss)
+    rng = np.random.default_rng(0)
+    data = batch_of(spec, batch, rng)
+    row = {"workload": name, "batch": batch}
+    cpu = graphc.compile(spec, backend="cpu")
+    ref = graphc.compile(spec, backend="numpy")
+    opt_cpu, opt_ref = graphc.optim.SGD(lr=0.01), graphc.optim.SGD(lr=0.01)
+    x = {"x": data["x"]}
     row.update(median_times({
         "cpu train": lambda: cpu.train_step(opt_cpu, **data),
         "numpy train": lambda: ref.train_step(opt_ref, **data),
-        "torch train": torch_step,
         "cpu forward": lambda: cpu.forward(**x),
-        "numpy forward": lambda: ref.forward(**x),
-        "torch forward": torch_forward}, budget))
+        "numpy forward": lambda: ref.forward(**x)}, budget))
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "arrays.npz")
+        np.savez(path, **ref.params, **{f"data/{k}": v for k, v in data.items()})
+        proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT,
+                               os.path.dirname(os.path.abspath(__file__)), json.dumps(spec),
+                               path, str(budget)], capture_output=True, text=True, check=True)
+    row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     # FLOPs of the three (or more) GEMMs per layer, for the GEMM throughput figure
     row["gemm flops"] = sum(2 * batch * a * b * (3 if k else 2)
                             for k, (a, b) in enumerate(zip(sizes, sizes[1:])))

@@ -597,3 +597,22 @@ def test_graphc_compile_options_and_errors(tmp_path):
                    ' "inputs": ["nope"]}], "outputs": ["y"]}')
     result = runner.invoke(main, ["compile", str(bad), "-o", str(tmp_path)])
     assert result.exit_code == 1 and "nope" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("dtype", list(TOL))
+def test_matmul_helper_every_shape_and_transpose(dtype):
+    """BLAS for big products (gemv for one row or column), loops for small ones or k = 1."""
+    from graphc.backends import cache
+    from graphc.backends.numba_source import helpers_module
+
+    helpers = cache.load(helpers_module(np.dtype(dtype)), f"helpers_{dtype}")
+    rng = np.random.default_rng(0)
+    for m, k, n in [(1, 784, 256), (300, 200, 1), (1, 300, 1), (784, 1, 256), (5, 7, 3),
+                    (64, 784, 256), (1, 50, 400), (400, 50, 1), (0, 30, 600), (40, 0, 600)]:
+        for ta in (False, True):
+            for tb in (False, True):
+                a, b = rng.normal(size=(m, k)).astype(dtype), rng.normal(size=(k, n)).astype(dtype)
+                out = np.full((m, n), np.nan, dtype)
+                helpers.matmul2d(np.ascontiguousarray(a.T) if ta else a, ta,
+                                 np.ascontiguousarray(b.T) if tb else b, tb, out)
+                assert rel_err(a.astype(np.float64) @ b, out) < TOL[dtype] * 10, (m, k, n)
