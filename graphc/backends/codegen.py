@@ -291,7 +291,7 @@ class Plan:
 
     # steps --------------------------------------------------------------------------
     def _steps(self) -> list[Step]:
-        prog, modes, steps = self.program, self.modes, []
+        prog, modes, steps, prologue = self.program, self.modes, [], []
         copies: dict[str, list[str]] = {}
         for name, r in zip(self.outputs, self.results):
             if name != r:
@@ -309,6 +309,8 @@ class Plan:
                 steps.append(Step("loop", [n.id], shape))
             elif kind == "matmul":
                 steps.append(Step("matmul", [n.id]))
+            elif mode == "scalar" and kind in ("source", "count"):
+                prologue.append(Step(mode, [n.id]))  # needs no other value: done first
             elif mode in ("scalar", "alias"):
                 steps.append(Step(mode, [n.id]))
             elif mode == "store" and kind in ("softmax", "concat"):
@@ -317,7 +319,7 @@ class Plan:
                 steps.append(Step("loop", [n.id], n.shape))
             if n.id in copies:
                 steps.append(Step("loop", [], n.shape, [(n.id, t) for t in copies[n.id]]))
-        return steps
+        return prologue + steps
 
     def _merge(self, steps: list[Step]) -> list[Step]:
         """Adjacent loops over one shape share a pass when the later one reads what the
