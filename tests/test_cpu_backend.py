@@ -471,13 +471,14 @@ def test_cache_dir_is_configurable(tmp_path, monkeypatch):
 
 WEIRD = {"graphc": 1, "name": 'we"ird """ model \\ */',
          "inputs": {'in"""put': {"shape": ["B", 2]},
-                    "la'bel": {"shape": ["B"], "dtype": "int64"}},
+                    "la'bel": {"shape": ["B"], "dtype": "int64"}, "s'c": {"shape": []}},
          "params": {"*/ W \\ '": {"shape": [2, 3], "init": "normal"},
                     "print('hi')": {"shape": [3], "init": 0.1}},
          "nodes": [{"id": "h # not a comment", "op": "matmul",
                     "inputs": ['in"""put', "*/ W \\ '"]},
                    {"id": "\\n out", "op": "add", "inputs": ["h # not a comment", "print('hi')"]},
-                   {"id": "ünï'\"\"\"", "op": "cross_entropy", "inputs": ["\\n out", "la'bel"]}],
+                   {"id": "scaled", "op": "mul", "inputs": ["\\n out", "s'c"]},
+                   {"id": "ünï'\"\"\"", "op": "cross_entropy", "inputs": ["scaled", "la'bel"]}],
          "outputs": ["\\n out"], "loss": "ünï'\"\"\""}
 WEIRD_NAMES = ['we"ird """ model \\ */', 'in"""put', "la'bel", "*/ W \\ '", "print('hi')",
                "h # not a comment", "\\n out", "ünï'\"\"\""]
@@ -515,7 +516,7 @@ sys.path.insert(0, os.getcwd())
 import numpy as np
 import {module} as model
 data = np.load("data.npz")
-inputs = {{'in\"\"\"put': data["x"], "la'bel": data["y"]}}
+inputs = {{'in\"\"\"put': data["x"], "la'bel": data["y"], "s'c": 1.5}}
 params = model.init_params()
 out = model.forward(params, **{{'in\"\"\"put': data["x"]}})
 loss, grads = model.loss_and_grad(params, **inputs)
@@ -546,7 +547,7 @@ def test_graphc_compile_writes_a_standalone_module(tmp_path):
     np.savez(out / "data.npz", x=x, y=y)
     ref = graphc.compile(WEIRD, backend="numpy", dtype="float32")
     ref.load(out / f"{module.stem}_params.npz")
-    inputs = {'in"""put': x, "la'bel": y}
+    inputs = {'in"""put': x, "la'bel": y, "s'c": 1.5}
     want_out = ref.forward(**inputs)["\\n out"]
     want_loss, want_grads = ref.grad(**inputs)
     opt = graphc.optim.SGD()

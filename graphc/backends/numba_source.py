@@ -677,11 +677,11 @@ def _inputs(wanted, given):
             raise TypeError(f"missing input {name!r}")
         a = np.asarray(given[name])
         if dtype == "float":
-            a = np.ascontiguousarray(a, F)
+            a = np.asarray(a, F, order="C")
         else:
             if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
                 raise ValueError(f"input {name!r} holds integer labels; got non-integers")
-            a = np.ascontiguousarray(a, dtype)
+            a = np.asarray(a, dtype, order="C")
         if not a.flags.writeable:
             a = a.copy()
         if a.ndim != len(shape):
@@ -700,7 +700,7 @@ def _params(params, names):
     for name, shape in names:
         p = params[name]
         if type(p) is not np.ndarray or p.dtype != F or not p.flags.c_contiguous:
-            p = np.ascontiguousarray(p, F)
+            p = np.asarray(p, F, order="C")
         if p.shape != shape:
             raise ValueError(f"param {name!r} has shape {list(p.shape)}, expected "
                              f"{list(shape)}")
@@ -712,7 +712,7 @@ def init_params():
     """The initial params graphc wrote beside this module, by name."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), PARAMS_FILE)
     with np.load(path) as f:
-        return {name: np.ascontiguousarray(f[name], F) for name, _, _ in PARAMS}
+        return {name: np.array(f[name], F, order="C") for name, _, _ in PARAMS}
 '''
 
 
