@@ -388,8 +388,9 @@ def small_matmul(a, ta, b, tb, out):
 
 
 def _numpy_blas(name, *args):
-    """numpy's own BLAS routine `name` (None if not found), so that compiled steps and
-    numpy share one thread pool: two OpenBLAS pools in one process slow each other."""
+    """numpy's own 64-bit-integer CBLAS routine `name` (numpy 2 exports it with a
+    `scipy_` prefix, numpy 1.2x without), or None: compiled steps and numpy then share
+    one thread pool (two OpenBLAS pools in one process slow each other down badly)."""
     try:
         import ctypes
 
@@ -399,9 +400,11 @@ def _numpy_blas(name, *args):
         for path in sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*"))
                            + glob.glob(os.path.join(here, ".dylibs", "*openblas*"))):
             lib = ctypes.CDLL(path)
-            if hasattr(lib, name):
-                llvm.add_symbol(name, ctypes.cast(getattr(lib, name), ctypes.c_void_p).value)
-                return types.ExternalFunction(name, types.void(*args))
+            for symbol in (name, name.replace("scipy_", "")):
+                if hasattr(lib, symbol):
+                    address = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+                    llvm.add_symbol(symbol, address)
+                    return types.ExternalFunction(symbol, types.void(*args))
     except (OSError, ImportError, AttributeError):
         pass
     return None
