@@ -123,6 +123,8 @@ class CpuBackend:
         trainer = self._trainers.get(key)
         if trainer is None or trainer.optimizer is not optimizer:
             trainer = self._trainers[key] = Trainer(self, model, optimizer, lines)
+            while len(self._trainers) > 4:  # e.g. a learning-rate finder's many optimizers
+                self._trainers.pop(next(iter(self._trainers)))
         return trainer.step(model, optimizer, inputs, clip_grad_norm, clip_grad_value)
 
 
