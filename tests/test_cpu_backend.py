@@ -589,7 +589,7 @@ def test_graphc_compile_options_and_errors(tmp_path):
 def test_matmul_helper_every_shape_and_transpose(dtype):
     """BLAS for big products (gemv for one row or column), loops for small ones or k = 1."""
     from graphc.backends import cache
-    from graphc.backends.numba_source import helpers_module
+    from graphc.backends.numba_templates import helpers_module
 
     helpers = cache.load(helpers_module(np.dtype(dtype)), f"helpers_{dtype}")
     rng = np.random.default_rng(0)

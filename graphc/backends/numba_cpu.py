@@ -22,9 +22,9 @@ from graphc.backends.numba_source import (
     Entry,
     KernelWriter,
     Training,
-    helpers_module,
     module_source,
 )
+from graphc.backends.numba_templates import helpers_module
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError
 from graphc.ir import FLOAT, Program, format_shape

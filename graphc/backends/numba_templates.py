@@ -1,0 +1,383 @@
+"""The fixed parts of a generated module, as source text: imports, the scalar helpers
+and matmul (one cached module per dtype for the CPU backend, pasted into standalone
+modules), per-thread workspaces, input checks and the train state."""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+
+import graphc
+
+JIT = '@njit(cache=True, error_model="numpy", nogil=True)'
+
+
+IMPORTS = '''
+import glob
+import math
+import os
+import sys
+import threading
+
+import numpy as np
+from numba import njit
+'''
+
+# Helpers every kernel may call. The CPU backend keeps them in one cached module per
+# dtype that its generated modules import (so they compile once); `graphc compile`
+# pastes them into the module it writes, which must stand alone.
+HELPERS = '''
+F = np.{dtype}  # the model's float type
+inf = math.inf
+exp, log, log1p, expm1 = math.exp, math.log, math.log1p, math.expm1
+sqrt, erf = math.sqrt, math.erf
+{tanh}
+
+
+{jit}
+def where(c, a, b):
+    return a if c else b
+
+
+{jit}
+def maximum(a, b):
+    return a if a >= b or a != a else b
+
+
+{jit}
+def minimum(a, b):
+    return a if a <= b or a != a else b
+
+
+{jit}
+def sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+{jit}
+def softplus(x):
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+{jit}
+def clip_gradients(G, max_norm, max_value):
+    """As torch.nn.utils.clip_grad_value_ then clip_grad_norm_ (inf: off)."""
+    if max_value < inf:
+        for i in range(G.size):
+            G[i] = min(max(G[i], -max_value), max_value)
+    if max_norm < inf:
+        total = 0.0
+        for i in range(G.size):
+            total += float(G[i]) * float(G[i])
+        coef = max_norm / (math.sqrt(total) + 1e-6)
+        if coef < 1.0:
+            for i in range(G.size):
+                G[i] = G[i] * coef
+
+
+{jit}
+def small_matmul(a, ta, b, tb, out):
+    m, n = out.shape
+    k = a.shape[0] if ta else a.shape[1]
+    for i in range(m):
+        for j in range(n):
+            out[i, j] = 0.0
+        for p in range(k):
+            aip = a[p, i] if ta else a[i, p]
+            if tb:
+                for j in range(n):
+                    out[i, j] += aip * b[j, p]
+            else:
+                for j in range(n):
+                    out[i, j] += aip * b[p, j]
+
+
+def _numpy_blas(name, *args):
+    """numpy's own 64-bit-integer CBLAS routine `name` (numpy 2 exports it with a
+    `scipy_` prefix, numpy 1.2x without), or None: compiled steps and numpy then share
+    one thread pool (two OpenBLAS pools in one process slow each other down badly)."""
+    try:
+        import ctypes
+
+        import llvmlite.binding as llvm
+        from numba import types
+        here = os.path.dirname(np.__file__)
+        for path in sorted(glob.glob(os.path.join(here, "..", "numpy.libs", "*openblas*"))
+                           + glob.glob(os.path.join(here, ".dylibs", "*openblas*"))):
+            lib = ctypes.CDLL(path)
+            for symbol in (name, name.replace("scipy_", "")):
+                if hasattr(lib, symbol):
+                    address = ctypes.cast(getattr(lib, symbol), ctypes.c_void_p).value
+                    llvm.add_symbol(symbol, address)
+                    return types.ExternalFunction(symbol, types.void(*args))
+    except (OSError, ImportError, AttributeError):
+        pass
+    return None
+
+
+def _blas_types():
+    from numba import types
+
+    return types.int32, types.int64, types.{dtype}, types.voidptr
+
+
+I32, I64, R, P = _blas_types()
+gemm = _numpy_blas("scipy_cblas_{blas}gemm64_", I32, I32, I32, I64, I64, I64, R, P, I64, P,
+                   I64, R, P, I64)
+gemv = _numpy_blas("scipy_cblas_{blas}gemv64_", I32, I32, I64, I64, R, P, I64, P, I64, R, P,
+                   I64)
+SMALL = 16384  # products with fewer multiply-adds use plain loops, not a BLAS call
+ROW, NO, YES = 101, 111, 112  # CBLAS: row-major; no transpose; transpose
+
+MATMUL = "void({dtype}[:, ::1], boolean, {dtype}[:, ::1], boolean, {dtype}[:, ::1])"
+
+BLAS = {blas_choice!r}  # "numpy": numpy's own OpenBLAS; "scipy": the one np.dot uses in Numba
+
+if BLAS == "numpy" and gemm is not None and gemv is not None:
+    @njit(MATMUL, cache=True, error_model="numpy", nogil=True)
+    def matmul2d(a, ta, b, tb, out):
+        """out = op(a) @ op(b), op transposing where ta / tb, by numpy's own BLAS: a
+        matrix-vector product for a single row or column, loops when small or k = 1."""
+        m, n = out.shape
+        k = a.shape[0] if ta else a.shape[1]
+        if m * n * k < SMALL or k == 1:
+            small_matmul(a, ta, b, tb, out)
+        elif m == 1:  # out = a @ B: B's rows (or columns) against the vector a
+            if tb:
+                gemv(ROW, NO, n, k, 1.0, b.ctypes.data, k, a.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+            else:
+                gemv(ROW, YES, k, n, 1.0, b.ctypes.data, n, a.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+        elif n == 1:  # out = A @ b
+            if ta:
+                gemv(ROW, YES, k, m, 1.0, a.ctypes.data, m, b.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+            else:
+                gemv(ROW, NO, m, k, 1.0, a.ctypes.data, k, b.ctypes.data, 1, 0.0,
+                     out.ctypes.data, 1)
+        else:
+            gemm(ROW, YES if ta else NO, YES if tb else NO, m, n, k, 1.0, a.ctypes.data,
+                 max(a.shape[1], 1), b.ctypes.data, max(b.shape[1], 1), 0.0,
+                 out.ctypes.data, max(n, 1))
+else:
+    @njit(MATMUL, cache=True, error_model="numpy", nogil=True)
+    def matmul2d(a, ta, b, tb, out):
+        """out = op(a) @ op(b) by the BLAS numba uses (SciPy's): see docs/performance.md."""
+        m, n = out.shape
+        k = a.shape[0] if ta else a.shape[1]
+        if m * n * k < SMALL or k == 1:
+            small_matmul(a, ta, b, tb, out)
+        elif ta and tb:
+            np.dot(a.T, b.T, out)
+        elif ta:
+            np.dot(a.T, b, out)
+        elif tb:
+            np.dot(a, b.T, out)
+        else:
+            np.dot(a, b, out)
+'''
+
+HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
+                "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d")
+
+RUNTIME = '''
+# Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
+_local = threading.local()  # workspaces per thread, entry point and dims
+
+
+def _workspace(name, dims, shapes):
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    ws = cache.get((name, dims))
+    if ws is None:
+        if len(cache) > 8:  # batch sizes come and go: keep a few
+            cache.pop(next(iter(cache)))
+        ws = cache[name, dims] = tuple(np.empty(shape, F) for shape in shapes)
+    return ws
+'''
+
+
+TANH = {
+    "float64": "tanh = math.tanh",
+    # libm's tanh is a call Numba cannot vectorize; this rational approximation (Eigen's
+    # float tanh, error below 4e-7) is plain arithmetic, about ten times faster in a loop
+    "float32": """
+
+{jit}
+def tanh(x):
+    x = max(min(x, F(7.905311)), F(-7.905311))
+    x2 = x * x
+    p = x2 * F(-2.76076847742355e-16) + F(2.00018790482477e-13)
+    p = x2 * p + F(-8.60467152213735e-11)
+    p = x2 * p + F(5.12229709037114e-08)
+    p = x2 * p + F(1.48572235717979e-05)
+    p = x2 * p + F(6.37261928875436e-04)
+    p = x2 * p + F(4.89352455891786e-03)
+    q = x2 * F(1.19825839466702e-06) + F(1.18534705686654e-04)
+    q = x2 * q + F(2.26843463243900e-03)
+    q = x2 * q + F(4.89352518554385e-03)
+    return x * p / q""",
+}
+
+
+def blas_choice() -> str:
+    """Which BLAS compiled matmuls call: numpy's own OpenBLAS, unless $GRAPHC_BLAS says
+    "scipy" (the library Numba's np.dot uses; for comparisons, see docs/performance.md)."""
+    return "scipy" if os.environ.get("GRAPHC_BLAS", "").lower() == "scipy" else "numpy"
+
+
+def helpers(dtype: np.dtype) -> str:
+    """The helpers' source for `dtype` (a module of its own, or pasted into one)."""
+    return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
+                          tanh=TANH[dtype.name].format(jit=JIT),
+                          blas="s" if dtype == np.float32 else "d").strip("\n")
+
+
+def helpers_module(dtype: np.dtype) -> str:
+    from graphc.backends.numba_source import docstring
+
+    return docstring(f"Scalar helpers and matmul for graphc's generated {dtype.name} "
+                     f"modules.\nBuilt with {versions()}.") + "\n\n" + IMPORTS + "\n\n" \
+        + helpers(dtype) + "\n"
+
+
+def header(dtype: np.dtype, helper_module: str | None) -> str:
+    """Imports, helpers (imported from `helper_module`, else pasted in) and workspaces."""
+    if helper_module is None:
+        middle = helpers(dtype)
+    else:
+        middle = f"from {helper_module} import (  # noqa: F401\n    " + ", ".join(
+            HELPER_NAMES) + ",\n)"
+    return IMPORTS.strip("\n") + "\n\n" + middle + "\n\n\n" + RUNTIME.strip("\n")
+
+
+def versions() -> str:
+    return f"graphc {graphc.__version__}, numba {numba.__version__}, numpy {np.__version__}"
+
+
+# ---- the Python side of the module ------------------------------------------------------
+
+TRAIN_STATE = '''
+class TrainState:
+    """What train_step keeps between steps: `slots[param][slot]` arrays, the step count
+    `t`, the hyper-parameters `hyper` (change them freely, e.g. hyper["lr"]: nothing is
+    recompiled) and `clip_grad_norm` / `clip_grad_value` (None: off). Params and slots
+    are packed into flat arrays that the compiled step updates in place: after `bind`,
+    `params[name]` and `slots[name][slot]` are views of them."""
+
+    def __init__(self, params=None, slots=None, **hyper):
+        self.P = np.zeros(NP, F)  # params
+        self.S = np.zeros((len(SLOTS), NP), F)  # optimizer slots
+        self.G = np.zeros(NP, F)  # gradients
+        self.views, self.slot_views, param_args, grads = {}, {}, [], []
+        for name, shape, start in PARAMS:
+            stop = start + int(np.prod(shape))
+            self.views[name] = self.P[start:stop].reshape(shape)
+            self.slot_views[name] = {s: self.S[k, start:stop].reshape(shape)
+                                     for k, s in enumerate(SLOTS)}
+            param_args.append(self.P[start:stop] if shape == () else self.views[name])
+            if shape != ():
+                grads.append(self.G[start:stop].reshape(shape))
+        self.args = (*param_args, self.P, self.S, self.G, *grads)  # for the kernel
+        self.slots = {} if slots is None else slots
+        self.t = 0
+        self.hyper = {**HYPER, **hyper}
+        self.clip_grad_norm = None
+        self.clip_grad_value = None
+        if params is not None:
+            self.bind(params)
+
+    def bind(self, params):
+        """Make params[name] and slots[name][slot] the packed arrays, copying in any
+        array that was replaced since the last step."""
+        for name, view in self.views.items():
+            p = params[name]
+            if p is not view:
+                if np.shape(p) != view.shape:
+                    raise ValueError(f"param {name!r} has shape {list(np.shape(p))}, "
+                                     f"expected {list(view.shape)}")
+                view[...] = p
+                params[name] = view
+            slots = self.slots.setdefault(name, {})
+            for s, sview in self.slot_views[name].items():
+                old = slots.get(s)
+                if old is not sview:
+                    sview[...] = SLOT_INIT.get(s, 0.0) if old is None else old
+                    slots[s] = sview
+
+
+def init_state(params, **hyper):
+    """A TrainState for `params`; hyper-parameters default to HYPER."""
+    return TrainState(params, **hyper)
+
+
+def train_step(params, state, /, **inputs):
+    """One forward, backward, clipping and update, in place; returns the loss before it."""
+    arrays = _inputs(TRAIN_STEP_INPUTS, inputs)
+    state.t += 1
+    off = math.inf
+    norm = off if state.clip_grad_norm is None else float(state.clip_grad_norm)
+    value = off if state.clip_grad_value is None else float(state.clip_grad_value)
+    return float(train_step_arrays(params, state, arrays, tuple(
+        float(state.hyper[k]) for k in HYPER), float(state.t), norm, value))
+'''
+
+INPUT_CHECKS = '''
+def _inputs(wanted, given):
+    """The arrays for a kernel, in order, checked against the spec: names, shapes, and
+    dtypes (converted to the compiled ones)."""
+    for name in given:
+        if name not in INPUT_NAMES:
+            raise TypeError(f"unknown input {name!r}; inputs: "
+                            + ", ".join(map(repr, INPUT_NAMES)))
+    arrays, dims = [], {}
+    for name, dtype, shape in wanted:
+        if name not in given:
+            raise TypeError(f"missing input {name!r}")
+        a = np.asarray(given[name])
+        if dtype == "float":
+            a = np.asarray(a, F, order="C")
+        else:
+            if a.dtype.kind == "f" and not np.all(np.mod(a, 1) == 0):
+                raise ValueError(f"input {name!r} holds integer labels; got non-integers")
+            a = np.asarray(a, dtype, order="C")
+        if not a.flags.writeable:
+            a = a.copy()
+        if a.ndim != len(shape):
+            raise ValueError(f"input {name!r}: expected {len(shape)} dimensions, "
+                             f"got shape {list(a.shape)}")
+        for d, n in zip(shape, a.shape):
+            if (isinstance(d, int) and d != n) or dims.setdefault(d, n) != n:
+                raise ValueError(f"input {name!r}: expected shape {list(shape)}, got "
+                                 f"{list(a.shape)} (dimension {d!r} is {dims.get(d, d)})")
+        arrays.append(a)
+    return arrays
+
+
+def _params(params, names):
+    out = []
+    for name, shape in names:
+        p = params[name]
+        if type(p) is not np.ndarray or p.dtype != F or not p.flags.c_contiguous:
+            p = np.asarray(p, F, order="C")
+        if p.shape != shape:
+            raise ValueError(f"param {name!r} has shape {list(p.shape)}, expected "
+                             f"{list(shape)}")
+        out.append(p)
+    return out
+
+
+def init_params():
+    """The initial params graphc wrote beside this module, by name."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), PARAMS_FILE)
+    with np.load(path) as f:
+        return {name: np.array(f[name], F, order="C") for name, _, _ in PARAMS}
+'''
