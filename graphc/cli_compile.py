@@ -71,7 +71,8 @@ def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str |
                f"{len(built['params'])} arrays")
     for e in built["entries"]:
         what = f"{e['kernels']} kernels ({e['loops']} loops, {e['matmuls']} BLAS matmuls)"
-        click.echo(f"  {e['entry']}: {what}, {e['fused']} ops fused into shared loops")
+        ops = "op" if e["fused"] == 1 else "ops"
+        click.echo(f"  {e['entry']}: {what}, {e['fused']} {ops} fused into shared loops")
     last = built["entries"][-1]
     if last["entry"] == "train_step":
         click.echo(f"  train_step: the update of {built['optimizer']!r} runs in the same call")
