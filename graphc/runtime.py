@@ -57,11 +57,12 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.program = forward_program(graph)
         self.backend_name = backend
-        self.backend = backends.get(backend)
+        self.backend = backends.get(backend, **options)
         self.options = options
         self.params: dict[str, np.ndarray] = init_params(self.program, self.dtype)
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
+        self._names: dict[Any, list[str]] = {}
 
     def __repr__(self) -> str:
         n = sum(p.size for p in self.params.values())
@@ -93,18 +94,20 @@ class Model:
         fwd = self.program
         if names is None:
             names = [*fwd.outputs, *([self.graph.loss] if fwd.loss is not None else [])]
-        names = list(dict.fromkeys(names))
-        known = fwd.by_name()
-        for n in names:
-            if n not in known:
-                hint = did_you_mean(n, known)
-                raise InputError(f"no value named {n!r} in the model"
-                                 + (f" ({hint})" if hint else ""))
         key = ("evaluate", tuple(names))
-        if key not in self._programs:
+        if key not in self._programs:  # checked and pruned once per set of names
+            names = list(dict.fromkeys(names))
+            known = fwd.by_name()
+            for n in names:
+                if n not in known:
+                    hint = did_you_mean(n, known)
+                    raise InputError(f"no value named {n!r} in the model"
+                                     + (f" ({hint})" if hint else ""))
             self._programs[key] = prune(fwd, [known[n] for n in names])
-        prog = self._programs[key]
-        fn = self._fn(key, prog, [known[n] for n in names])
+            self._fn(key, self._programs[key], [known[n] for n in names])
+            self._names[key] = names
+        prog, names = self._programs[key], self._names[key]
+        fn = self._compiled[key]
         return dict(zip(names, fn(self.feeds(prog, inputs))))
 
     def grad(self, wrt: Iterable[str] = (), **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:

@@ -177,3 +177,15 @@ def test_names_are_data_not_code():
     t = graphc.compile(s, backend="numpy").trace(x=[0.5, -0.5])
     assert set(weird[1:]) <= set(t.values)
     assert graphc.load(graphc.load(s).to_json()) == graphc.load(s)
+
+
+def test_backend_options(tmp_path):
+    m = graphc.compile(GOOD, backend="cpu", dtype="float64", cache_dir=str(tmp_path))
+    np.testing.assert_allclose(m.forward()["h"],
+                               graphc.compile(GOOD, backend="numpy", dtype="float64")
+                               .forward()["h"], rtol=1e-12)
+    assert any(p.name.startswith("graphc_") for p in tmp_path.iterdir())
+    with pytest.raises(graphc.CompileError, match="takes no options"):
+        graphc.compile(GOOD, backend="numpy", cache_dir=str(tmp_path))
+    with pytest.raises(graphc.CompileError, match="unknown option of backend 'cpu'"):
+        graphc.compile(GOOD, backend="cpu", cache_dirr=str(tmp_path))
