@@ -15,6 +15,7 @@ import pytest
 
 from graphc.viz import make_options, scene_for
 from graphc.viz.html import stepper_page
+from graphc.viz.style import THEMES
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = os.environ.get("GRAPHC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -123,3 +124,67 @@ def test_hostile_names_are_shown_as_text_and_never_run(open_stepper):
     assert HOSTILE[0] in stage and "back\\slash\\N" in stage
     assert page.evaluate("document.querySelectorAll('script').length") == 2
     assert not page.dialogs and not page.errors
+
+
+# ---- each edge's gradient appears at the frame that derives it (issue 13 item 7) -----
+
+VISIBLE_GRADS = """() => Array.from(document.querySelectorAll('#gc-stage g.node'))
+  .filter(g => /^(val_|br_|grp)/.test(g.id))
+  .filter(g => Array.from(g.querySelectorAll('text'))
+    .some(t => (t.getAttribute('fill') || '').toLowerCase() === '%s'))
+  .map(g => g.id).sort()""" % THEMES["default"].grad
+
+# by hand, from the lecture: which edges carry a gradient after each backward frame
+NEURON_BACKWARD = [
+    ("∂f/∂f = 1", ["f"]),
+    ("∂f/∂f flows back through 1/x", ["d"]),
+    ("∂f/∂d flows back through +", ["e"]),
+    ("∂f/∂e flows back through exp", ["nt"]),
+    ("∂f/∂nt flows back through −x", ["t012"]),
+    ("∂f/∂t012 flows back through +", ["t01", "w2"]),
+    ("∂f/∂t01 flows back through +", ["t0", "t1"]),
+    ("∂f/∂t1 flows back through ×", ["w1", "x1"]),
+    ("∂f/∂t0 flows back through ×", ["w0", "x0"]),
+]
+FORK_BACKWARD = [  # a feeds b (×2) and c (×3): each branch, then the Σ
+    ("∂L/∂L = 1", ["val:L"]),
+    ("∂L/∂L flows back through +", ["val:b", "val:c"]),
+    ("∂L/∂c flows back through ×", ["br:a:1"]),
+    ("∂L/∂b flows back through ×", ["br:a:0"]),
+    ("Σ at the fork of a", ["val:a"]),
+]
+
+
+def _ids(spec, names):
+    prog = scene_for(spec).program
+    by_name = {n.name: n.id for n in prog if n.name is not None}
+    out = []
+    for k in names:
+        kind, _, rest = k.partition(":") if ":" in k else ("val", "", k)
+        if kind == "br":
+            name, j = rest.split(":")
+            out.append(f"br_{by_name[name]}_{j}")
+        else:
+            out.append(f"val_{by_name[rest]}")
+    return out
+
+
+@pytest.mark.parametrize("example, backward", [("neuron", NEURON_BACKWARD),
+                                               ("fork", FORK_BACKWARD)])
+def test_each_gradient_appears_at_the_frame_that_derives_it(open_stepper, examples, example,
+                                                            backward):
+    spec = examples / f"{example}.json"
+    page = open_stepper(spec)
+    total = int(page.locator("#gc-counter").text_content().split("/")[1])
+    n_forward = total - len(backward)
+    expected: set[str] = set()
+    for k in range(total):
+        if k >= n_forward:
+            title, new = backward[k - n_forward]
+            assert page.locator("#gc-title").text_content() == title
+            expected |= set(_ids(spec, new))
+        else:
+            assert page.locator("#gc-phase").text_content() == "forward pass"
+        assert page.evaluate(VISIBLE_GRADS) == sorted(expected), f"frame {k + 1}"
+        page.keyboard.press("ArrowRight")
+    assert not page.errors

@@ -8,7 +8,6 @@ Spec names appear only inside escaped HTML-like labels; DOT names come from IR i
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import graphviz
@@ -40,16 +39,18 @@ class Mask:
     """A step-through frame's view: what has been computed so far, and the focus."""
 
     values: set[str] | None = None  # forward ids whose values are shown (None: all)
-    grads: set[str] | None = None  # gradient / contribution ids shown (None: all)
+    # gradients shown (None: all), by what they sit on, never by backward node id (an add
+    # passes one gradient node to several edges, each derived at its own frame): a forward
+    # value id `v` for its total gradient, `v#j` for the branch of its j-th wire at a fork
+    grads: set[str] | None = None
     current: str | None = None  # DOT name of the current node
     hot: set[str] = field(default_factory=set)  # DOT names drawn highlighted
 
     def shows_value(self, i: str) -> bool:
         return self.values is None or i in self.values
 
-    def shows_grad(self, ids: Iterable[str | None]) -> bool:
-        ids = [i for i in ids if i is not None]
-        return self.grads is None or (bool(ids) and all(i in self.grads for i in ids))
+    def shows_grad(self, key: str) -> bool:
+        return self.grads is None or key in self.grads
 
 
 class Diagram(graphviz.Digraph):
@@ -167,7 +168,7 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
         cl = unit.group if not sc.collapsed else None
         wires = sc.wires_of(v)
         top = _value_rows(sc, v, unit, opts, mask)
-        grad = _grad_rows(sc, [sc.grad_id(v)], sc.grad(v), opts, mask) if show_grads else []
+        grad = _grad_rows(sc, v, sc.grad(v), opts, mask) if show_grads else []
         tail = unit.key
         if top or grad:
             node(f"val_{v}", cl, **_label_node(top, grad, t, vertical))
@@ -183,7 +184,7 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
                     edge(fork, w.dst)
                     continue
                 br = f"br_{v}_{j}"
-                g = _grad_rows(sc, w.contribs, sc.wire_grad(w), opts, mask)
+                g = _grad_rows(sc, f"{v}#{j}", sc.wire_grad(w), opts, mask)
                 top = _value_rows(sc, v, unit, opts, mask, name=False)
                 node(br, cl, **_label_node(top, g, t, vertical))
                 edge(fork, f"{br}{enter}", arrowhead="none")
@@ -240,11 +241,11 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
     return rows
 
 
-def _grad_rows(sc: Scene, ids: list[str | None], g: np.ndarray | None, opts: Options,
+def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
                mask: Mask) -> list[str]:
     if g is None:
         return []
-    color = opts.theme.grad if mask.shows_grad(ids) else HIDDEN
+    color = opts.theme.grad if mask.shows_grad(key) else HIDDEN
     return [_row(_font(esc(fmt_grad(g, opts.digits)), color))]
 
 
@@ -323,7 +324,7 @@ def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: M
             cell = _font(esc(f"{short} {fmt_shape(n.shape)}"), t.muted, 9)
             g = sc.grad(p)
             if show_grads and g is not None:
-                color = t.grad if mask.shows_grad([sc.grad_id(p)]) else HIDDEN
+                color = t.grad if mask.shows_grad(p) else HIDDEN
                 cell += " " + _font(esc(fmt_grad(g, opts.digits)), color, 9)
             rows.append(_row(cell))
     return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",

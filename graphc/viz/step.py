@@ -137,39 +137,48 @@ class _Writer:
 
     # backward -----------------------------------------------------------------------
     def backward(self) -> list[Frame]:
+        """Each edge's gradient appears at the frame that derives it: what is revealed is
+        tracked by edge (value, or fork branch), not by backward node, since an add hands
+        one gradient node to all its inputs."""
         sc = self.sc
         prog = sc.program
         values = set(sc.forward)
-        known: set[str] = set()
+        shown: set[str] = set()  # Mask.grads keys: value ids and fork branches "v#j"
+        done: set[tuple[str, int]] = set()  # wires whose contribution has been derived
         out: list[Frame] = []
-        seed = prog.grad_map[prog.loss]
-        known.add(seed)
         term = next(u for u in sc.units.values() if "loss" in u.roles)
+        self._derive(next(w for w in sc.wires if w.dst == term.key), shown, done)
         lname = self.name(prog.loss)
         out.append(Frame("backward", f"{self.dl(prog.loss)} = 1",
                          [f"The backward pass starts at the loss: ∂{self.loss}/∂{lname} = 1"],
-                         Mask(values, set(known), term.key, {f"val_{prog.loss}"}), term.key))
+                         Mask(values, set(shown), term.key, {f"val_{prog.loss}"}), term.key))
         for unit in reversed([u for u in sc.units.values() if u.kind in ("op", "group")]):
             y = sc.output_of(unit)
             wires = [w for w in sc.wires if w.dst == unit.key and w.contribs]
             if sc.grad_id(y) is None or not wires:
                 continue
             for w in wires:
-                known.update(w.contribs)
-            known.update(sc.grad_id(p) for p in sc.params_of(unit) if sc.grad_id(p))
+                self._derive(w, shown, done)
+            shown.update(p for p in sc.params_of(unit) if sc.grad_id(p))
             hot = {f"val_{y}"} | {f"val_{w.value}" for w in wires}
             hot |= {f"br_{w.value}_{j}" for w in wires
                     for j, x in enumerate(sc.wires_of(w.value)) if x is w}
             title, caption = self.backward_caption(unit, wires)
-            out.append(Frame("backward", title, caption, Mask(values, set(known), unit.key, hot),
+            out.append(Frame("backward", title, caption, Mask(values, set(shown), unit.key, hot),
                              unit.key))
             for w in wires:  # a fork whose last contribution just arrived: sum them
                 a = w.value
-                parts = [c for x in sc.wires_of(a) for c in x.contribs]
-                if sc.is_fork(a) and sc.grad_id(a) not in known and set(parts) <= known:
-                    known.add(sc.grad_id(a))
-                    out.append(self.fork_frame(a, values, known))
+                branches = [(a, j) for j, x in enumerate(sc.wires_of(a)) if x.contribs]
+                if sc.is_fork(a) and a not in shown and set(branches) <= done:
+                    shown.add(a)
+                    out.append(self.fork_frame(a, values, shown))
         return out
+
+    def _derive(self, w: Wire, shown: set[str], done: set[tuple[str, int]]) -> None:
+        """Wire `w`'s gradient contribution is derived now: show it on its edge."""
+        j = next(k for k, x in enumerate(self.sc.wires_of(w.value)) if x is w)
+        done.add((w.value, j))
+        shown.add(f"{w.value}#{j}" if self.sc.is_fork(w.value) else w.value)
 
     def backward_caption(self, unit: Unit, wires: list[Wire]) -> tuple[str, list[str]]:
         sc = self.sc
