@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 import graphc
-from graphc.viz import make_options, scene_for
+from graphc.teach import scene_for
+from graphc.viz import make_options
 from graphc.viz.html import stepper_page
 from graphc.viz.render import render, renderers
 

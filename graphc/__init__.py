@@ -36,15 +36,27 @@ def compile(graph: Any, backend: str = "cpu", dtype: str = "float32", **options:
     return Model(load(graph), backend=backend, dtype=dtype, **options)
 
 
-def viz(graph_or_model: Any, trace: Any = None, **options: Any):
+def _viz(graph_or_model: Any, trace: Any = None, **options: Any):
     """A graphviz.Digraph of a graph, with values and gradients when given a trace."""
-    from graphc.viz import viz as _viz
+    from graphc.teach import viz
 
-    return _viz(graph_or_model, trace=trace, **options)
+    return viz(graph_or_model, trace=trace, **options)
+
+
+def _repr_svg(graph: Graph) -> str:
+    from graphc.teach import repr_svg
+
+    return repr_svg(graph)
 
 
 from graphc import optim, schedules  # noqa: E402
 from graphc.builder import Builder  # noqa: E402  (needs the names above)
+from graphc import spec as _spec, viz  # noqa: E402  (viz: graphviz loads on first use)
+
+# hooks, so that neither the front end nor viz imports upward: `graphc.viz(...)` and a
+# Graph in Jupyter go through the driver graphc.teach, which runs the NumPy reference
+viz.DRIVER = _viz
+_spec.DISPLAY = _repr_svg
 
 __all__ = ["Builder", "CompileError", "F", "Graph", "GraphcError", "InputError", "SpecError",
            "compile", "load", "optim", "schedules", "viz", "__version__"]

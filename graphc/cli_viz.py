@@ -13,7 +13,8 @@ import click
 
 from graphc.cli import friendly, load_spec, parse_sets, set_option
 from graphc.errors import InputError
-from graphc.viz import THEMES, VIEWS, make_options, scene_for
+from graphc.teach import scene_for
+from graphc.viz import THEMES, VIEWS, make_options
 from graphc.viz.dot import draw, draw_backward
 
 EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")

@@ -8,6 +8,7 @@ import functools
 import json
 import os
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from graphc.errors import SpecError, did_you_mean
 from graphc.ops import REGISTRY, public_ops
 
 FORMAT = 1
+# how Jupyter draws a Graph: set by the package root (graphc.teach), so no upward import
+DISPLAY: Callable[[Graph], str] | None = None
 TOP_KEYS = ("graphc", "name", "doc", "seed", "inputs", "params", "nodes", "outputs", "loss",
             "train")
 DTYPES = ("float32", "float64", "int32", "int64")
@@ -65,9 +68,8 @@ class Graph:
     def node(self, node_id: str) -> dict[str, Any]:
         return next(n for n in self.nodes if n["id"] == node_id)
 
-    def _repr_svg_(self) -> str:  # Jupyter shows a Graph as its diagram
-        from graphc.viz import viz
-        return viz(self)._repr_image_svg_xml()
+    def _repr_svg_(self) -> str | None:  # Jupyter shows a Graph as its diagram
+        return DISPLAY(self) if DISPLAY is not None else None
 
 
 def parse_text(text: str, source: str | None = None) -> dict[str, Any]:

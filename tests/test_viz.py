@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 import graphc
 from graphc.cli import main
-from graphc.viz import make_options, scene_for
+from graphc.teach import scene_for
+from graphc.viz import make_options
 from graphc.viz.dot import Mask, draw
 from graphc.viz.html import script_json, stepper_page
 from graphc.viz.render import RenderError, render, render_svgs

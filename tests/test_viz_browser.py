@@ -13,7 +13,8 @@ import shutil
 
 import pytest
 
-from graphc.viz import make_options, scene_for
+from graphc.teach import scene_for
+from graphc.viz import make_options
 from graphc.viz.html import stepper_page
 from graphc.viz.style import THEMES
 
