@@ -49,9 +49,9 @@ def _repr_svg(graph: Graph) -> str:
     return repr_svg(graph)
 
 
-from graphc import optim, schedules  # noqa: E402
+from graphc import optim, schedules, viz  # noqa: E402  (viz: graphviz loads on first use)
+from graphc import spec as _spec  # noqa: E402
 from graphc.builder import Builder  # noqa: E402  (needs the names above)
-from graphc import spec as _spec, viz  # noqa: E402  (viz: graphviz loads on first use)
 
 # hooks, so that neither the front end nor viz imports upward: `graphc.viz(...)` and a
 # Graph in Jupyter go through the driver graphc.teach, which runs the NumPy reference

@@ -132,8 +132,8 @@ def test_hostile_names_are_shown_as_text_and_never_run(open_stepper):
 VISIBLE_GRADS = """() => Array.from(document.querySelectorAll('#gc-stage g.node'))
   .filter(g => /^(val_|br_|grp)/.test(g.id))
   .filter(g => Array.from(g.querySelectorAll('text'))
-    .some(t => (t.getAttribute('fill') || '').toLowerCase() === '%s'))
-  .map(g => g.id).sort()""" % THEMES["default"].grad
+    .some(t => (t.getAttribute('fill') || '').toLowerCase() === '{}'))
+  .map(g => g.id).sort()""".format(THEMES["default"].grad)
 
 # by hand, from the lecture: which edges carry a gradient after each backward frame
 NEURON_BACKWARD = [
