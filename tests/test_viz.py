@@ -10,7 +10,9 @@ import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
+import graphviz
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -173,6 +175,30 @@ def test_layers_collapse_to_boxes_with_shapes_and_param_counts(examples):
     assert len(e.clusters) == 3 and e.by_text("hidden.W")
 
 
+def test_each_collapsed_layer_box_shows_each_of_its_params_own_gradient(examples):
+    rng = np.random.default_rng(0)
+    inputs = {"x": rng.normal(size=(4, 784)), "y": np.array([1, 7, 3, 0])}
+    m = graphc.compile(examples / "mnist_mlp.json", backend="numpy", dtype="float64")
+    trace = m.trace(**inputs)
+    d = Dot(graphc.viz(m, trace, collapse=True, digits=6).source)
+    boxes = [k for k in d.nodes if k.startswith("grp")]
+    seen = 0
+    for key in boxes:
+        rows = d.text(key)
+        layer = rows[0]
+        for row in rows:
+            m_ = re.match(r"^(\w+) \[[\d,]+\] ‖g‖ ([\d.e-]+)$", row)
+            if not m_:
+                continue
+            g = trace.grads[f"{layer}.{m_[1]}"]
+            assert float(m_[2]) == pytest.approx(np.linalg.norm(g), rel=1e-5), (layer, row)
+            seen += 1
+    assert seen == 4  # hidden.W, hidden.b, out.W, out.b: each its own norm
+    norms = {round(float(np.linalg.norm(trace.grads[k])), 6) for k in trace.grads
+             if k.endswith((".W", ".b"))}
+    assert len(norms) == 4  # distinct, so that showing the wrong one would be caught
+
+
 def test_a_20_layer_network_collapses_by_default(examples):
     nodes, prev = [], "x"
     for i in range(20):
@@ -303,8 +329,6 @@ def test_renderers_and_the_message_when_there_is_none(examples, monkeypatch):
     assert len(render_svgs([src, src, src])) == 3
     with pytest.raises(RenderError, match="apt-get install graphviz"):
         render(src, "pdf")
-    jupyter = graphc.viz(examples / "fork.json")._repr_mimebundle_()["image/svg+xml"]
-    assert "<svg" in jupyter and "5.00" in jupyter  # inline in Jupyter without `dot`
     monkeypatch.setenv("GRAPHC_RENDERER", "none")
     with pytest.raises(RenderError, match="pip install graphviz-pure"):
         render(src, "svg")
@@ -312,8 +336,59 @@ def test_renderers_and_the_message_when_there_is_none(examples, monkeypatch):
     assert render(src, "pdf")[:5] == b"%PDF-"
 
 
+def test_inline_in_jupyter_without_dot(examples, tmp_path, monkeypatch):
+    """`dot` hidden from PATH, so that the graphviz library itself cannot find it: only
+    graphc's renderer choice (graphviz-pure beside the interpreter) can draw inline."""
+    import shutil
+
+    from graphc.viz.render import _which
+
+    if _which("graphviz-pure") is None:
+        pytest.skip("graphviz-pure is not installed (pip install graphviz-pure)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    beside = Path(sys.executable).parent / "graphviz-pure"
+    if not beside.is_file():  # on PATH only: put it (and nothing else) on the new PATH
+        (bin_dir / "graphviz-pure").symlink_to(shutil.which("graphviz-pure"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("GRAPHC_RENDERER", raising=False)
+    assert shutil.which("dot") is None
+    d = graphc.viz(examples / "fork.json")
+    with pytest.raises(graphviz.ExecutableNotFound):  # what a plain Digraph would do
+        graphviz.Digraph(body=d.body).pipe(format="svg")
+    bundle = d._repr_mimebundle_()
+    svg = bundle["image/svg+xml"]
+    assert svg.lstrip().startswith(("<?xml", "<svg")) and "5.00" in svg
+    assert "<svg" in graphc.load(examples / "neuron.json")._repr_svg_()
+
+
 def viz_cli(*args, env=None):
     return CliRunner().invoke(main, ["viz", *map(str, args)], env=env)
+
+
+NEURON_NUMBERS = {"0.73", "-0.20", "0.39", "-0.39", "-0.59", "0.20"}
+
+
+def pdf_texts(data: bytes) -> list[str]:
+    """The text runs of a cairo PDF (Graphviz's): each TJ array's strings, joined."""
+    import zlib
+
+    out = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.S):
+        try:
+            body = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        for arr in re.findall(rb"\[(.*?)\]\s*TJ", body, re.S):
+            parts = re.findall(rb"\(((?:[^\\)]|\\.)*)\)", arr)
+            out.append(b"".join(parts).replace(b"\\(", b"(").replace(b"\\)", b")")
+                       .decode("latin-1"))
+    return out
+
+
+def svg_size(svg: bytes) -> tuple[float, float]:
+    m = re.search(rb'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    return float(m[1]), float(m[2])
 
 
 @pytest.mark.parametrize("ext,magic", [(".svg", b"<?xml"), (".png", b"\x89PNG"),
@@ -323,9 +398,30 @@ def test_cli_writes_each_format(examples, tmp_path, ext, magic):
     out = tmp_path / f"n{ext}"
     r = viz_cli(examples / "neuron.json", "-o", out)
     assert r.exit_code == 0, r.output
+    assert r.output == f"wrote {out}\n"
     data = out.read_bytes()
     assert data.startswith(magic) and len(data) > 1000
-    assert b"0.73" in data or ext in (".png", ".pdf")
+    width, height = svg_size(render(graphc.viz(examples / "neuron.json").source, "svg"))
+    if ext == ".png":  # the same layout at 150 dpi, with the lecture's green and red in it
+        from PIL import Image
+
+        img = Image.open(out).convert("RGB")
+        assert abs(img.width - width * 150 / 72) < 8 and abs(img.height - height * 150 / 72) < 8
+        colours = {c for _, c in img.getcolors(maxcolors=1 << 20)}
+        near = [lambda c, h=h: all(abs(a - b) < 40 for a, b in zip(c, bytes.fromhex(h[1:])))
+                for h in (GREEN, RED)]
+        assert all(any(f(c) for c in colours) for f in near)
+    elif ext == ".pdf":  # the diagram's text, page size = layout + Graphviz's 36 pt margins
+        texts = pdf_texts(data)
+        assert NEURON_NUMBERS <= set(texts) and {"x0", "t012", "1/x"} <= set(texts)
+        box = [float(v) for v in re.search(rb"/MediaBox \[([^\]]*)\]", data)[1].split()]
+        assert abs(box[2] - 72 - width) < 3 and abs(box[3] - 72 - height) < 3
+    elif ext == ".dot":
+        d = Dot(data.decode("utf-8"))
+        assert {"n_v5", "val_v13", "out0"} <= set(d.nodes)
+    else:
+        text = data.decode("utf-8")
+        assert NEURON_NUMBERS <= {html.unescape(t) for t in re.findall(r">([^<>]+)</text>", text)}
 
 
 def test_cli_stepper_frames_sets_and_views(examples, tmp_path):
@@ -335,9 +431,26 @@ def test_cli_stepper_frames_sets_and_views(examples, tmp_path):
     assert "(9 steps)" in r.output and "10.00" in (tmp_path / "f.html").read_text()
     assert len(list((tmp_path / "frames").glob("frame_*.svg"))) == 9
     assert "Σ at the fork of a" in (tmp_path / "frames" / "captions.txt").read_text()
-    for extra in (["--view", "backward"], ["--collapse"], ["--expand", "--no-grads"]):
+    last = {"".join(e.itertext()) for e in ET.parse(tmp_path / "frames" / "frame_009.svg").iter()}
+    assert {"2.00", "4.00", "6.00", "10.00", "5.00", "Σ at the fork of a"} <= last  # a = 2
+
+    def drawn(*extra):
         r = viz_cli(examples / "mnist_mlp.json", "-o", tmp_path / "m.dot", *extra)
         assert r.exit_code == 0, r.output
+        return Dot((tmp_path / "m.dot").read_text(encoding="utf-8"))
+
+    back = drawn("--view", "backward")  # every compiler node: backward ones named ∂L/∂...
+    notes = [" ".join(back.text(k)) for k in back.nodes if k.startswith("b_")]
+    assert any("∂loss/∂hidden.W" in t for t in notes) and any("∂loss/∂logits.b" in t for t in notes)
+    assert len(notes) > 20 and not back.clusters
+    boxes = drawn("--collapse")
+    assert sorted(" ".join(boxes.text(k)).split()[0] for k in boxes.nodes
+                  if k.startswith("grp")) == ["hidden", "logits", "loss"]
+    assert not boxes.clusters
+    expanded = drawn("--expand", "--no-grads")
+    assert len(expanded.clusters) == 3 and not any(k.startswith("grp") for k in expanded.nodes)
+    assert "gradient below" not in " ".join(" ".join(expanded.text(k)) for k in expanded.nodes
+                                           if "label" in expanded.nodes[k])
 
 
 @pytest.mark.parametrize("args,code,text", [
