@@ -132,8 +132,11 @@ def test_hostile_names_are_shown_as_text_and_never_run(open_stepper):
 VISIBLE_GRADS = """() => Array.from(document.querySelectorAll('#gc-stage g.node'))
   .filter(g => /^(val_|br_|grp)/.test(g.id))
   .filter(g => Array.from(g.querySelectorAll('text'))
-    .some(t => (t.getAttribute('fill') || '').toLowerCase() === '{}'))
+    .some(t => (t.getAttribute('fill') || '').toLowerCase() === '{}'
+      && getComputedStyle(t).visibility !== 'hidden'))
   .map(g => g.id).sort()""".format(THEMES["default"].grad)
+
+VISIBLE_VALUES = VISIBLE_GRADS.replace(THEMES["default"].grad, THEMES["default"].value)
 
 # by hand, from the lecture: which edges carry a gradient after each backward frame
 NEURON_BACKWARD = [
@@ -187,5 +190,8 @@ def test_each_gradient_appears_at_the_frame_that_derives_it(open_stepper, exampl
         else:
             assert page.locator("#gc-phase").text_content() == "forward pass"
         assert page.evaluate(VISIBLE_GRADS) == sorted(expected), f"frame {k + 1}"
+        if k == 0:  # only the first source's value is computed yet (on each fork branch too)
+            first = ["val_v0"] if example == "neuron" else ["br_v0_0", "br_v0_1", "val_v0"]
+            assert page.evaluate(VISIBLE_VALUES) == first
         page.keyboard.press("ArrowRight")
     assert not page.errors

@@ -152,7 +152,7 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
         ends = {tail.split(":")[0], head.split(":")[0]}
         if ends <= mask.hot | {mask.current}:
             attrs.update(color=t.highlight, penwidth="2.5")
-        edges.append((tail, head, attrs))
+        edges.append((tail, head, {"id": f"e{len(edges)}", **attrs}))
 
     for unit in sc.units.values():
         node(unit.key, unit.group if not sc.collapsed else None, **_unit_attrs(sc, unit, opts,
@@ -208,6 +208,7 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
     for tail, head, attrs in edges:
         dot.edge(tail, head, **attrs)
     _limit_effort(dot, sum(len(m) for m in clusters.values()))
+    dot.edge_ends = [(a["id"], tl.split(":")[0], hd.split(":")[0]) for tl, hd, a in edges]
     return dot
 
 

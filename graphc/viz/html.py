@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from graphc.viz.dot import Options, draw
-from graphc.viz.render import render, render_svgs
+from graphc.viz.dot import Mask, Options, draw
+from graphc.viz.render import render, render_svgs, svg_text
 from graphc.viz.scene import Scene
 from graphc.viz.step import Frame, frames
 
@@ -48,19 +50,69 @@ def stepper_html(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS) -> st
     return stepper_page(sc, opts, interval_ms)[0]
 
 
-def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS) -> tuple[str, int]:
-    """The stepper page and its number of frames; `interval_ms` is the play speed."""
-    fs, sources = frame_sources(sc, opts)
-    svgs = render_svgs(sources)
-    data = {"interval": int(interval_ms),
-            "frames": [{"phase": f.phase, "title": f.title, "caption": f.caption,
-                        "node": f.node, "svg": s} for f, s in zip(fs, svgs)]}
+def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS,
+                 progress: Callable[[str], None] | None = None) -> tuple[str, int]:
+    """The stepper page and its number of frames; `interval_ms` is the play speed.
+
+    The diagram is rendered once, every number on it tagged with what it shows; each frame
+    is only its caption, its highlights and, once for all frames, when each number appears
+    (so a 400-frame stepper of a 200-layer network weighs about one diagram, not 400).
+    """
+    fs = frames(sc, opts.digits)
+    if progress:
+        progress(f"{len(fs)} frames; rendering the diagram once")
+    dot = draw(sc, Options(**{**opts.__dict__, "title": False}), Mask())
+    svg = tag_numbers(svg_text(dot.source), sc, opts)
+    reveal: dict[str, int] = {}
+    steps = []
+    for k, f in enumerate(fs):
+        for i in f.mask.values if f.mask.values is not None else sc.forward:
+            reveal.setdefault(f"v:{i}", k)
+        for key in f.mask.grads if f.mask.grads is not None else ():
+            reveal.setdefault(f"g:{key}", k)
+        lit = f.mask.hot | {f.node}
+        hot = sorted(f.mask.hot - {f.node}) + [e for e, a, b in dot.edge_ends if {a, b} <= lit]
+        steps.append({"phase": f.phase, "title": f.title, "caption": f.caption,
+                      "node": f.node, "hot": hot})
+    data = {"interval": int(interval_ms), "svg": svg, "reveal": reveal, "frames": steps}
     t = opts.theme
     name = html.escape(sc.graph.name)
     doc = f"<p>{html.escape(sc.graph.doc)}</p>" if sc.graph.doc else ""
     return _STEPPER.format(name=name, doc=doc, css=_asset("stepper.css"), value=t.value,
                            grad=t.grad, hl=t.highlight, data=script_json(data),
                            js=_asset("stepper.js")), len(fs)
+
+
+_NODE = re.compile(r'(<g id="((?:val|br|grp)[^"]*)" class="node">)(.*?)(</g>)', re.S)
+_TEXT = re.compile(r'<text\b([^>]*?)\bfill="([^"]*)"')
+
+
+def tag_numbers(svg: str, sc: Scene, opts: Options) -> str:
+    """Each value (green) and gradient (red) text of a rendered diagram gets
+    data-k="v:ID" or data-k="g:KEY" (a Mask key), so that the page can reveal it."""
+    value, grad = opts.theme.value.lower(), opts.theme.grad.lower()
+
+    def node(m: re.Match) -> str:
+        key = m[2]
+        if key.startswith("grp"):
+            params = [p for p in sc.params_of(sc.units[key]) if sc.grad(p) is not None]
+            v_key, g_keys = None, [f"g:{p}" for p in params]
+        elif key.startswith("br_"):
+            v, j = key[3:].rsplit("_", 1)
+            v_key, g_keys = f"v:{v}", [f"g:{v}#{j}"]
+        else:
+            v_key, g_keys = f"v:{key[4:]}", [f"g:{key[4:]}"]
+        queue = list(g_keys)
+
+        def text(t: re.Match) -> str:
+            fill = t[2].lower()
+            k = v_key if fill == value and v_key else (queue.pop(0) if fill == grad and queue
+                                                       else None)
+            return t[0] if k is None else f'<text data-k="{k}"{t[1]}fill="{t[2]}"'
+
+        return m[1] + _TEXT.sub(text, m[3]) + m[4]
+
+    return _NODE.sub(node, svg)
 
 
 _STEPPER = """<!DOCTYPE html>

@@ -1,6 +1,7 @@
-// graphc stepper: shows one pre-rendered SVG frame at a time, with its caption.
-// Frames arrive as JSON in <script id="gc-frames" type="application/json">; every
-// caption is set with textContent, and every SVG goes through DOMParser and loses any
+// graphc stepper: one pre-rendered SVG diagram, and per frame its caption, its highlights
+// and which numbers are computed so far (data.reveal: the frame each data-k text appears).
+// Everything arrives as JSON in <script id="gc-frames" type="application/json">; every
+// caption is set with textContent, and the SVG goes through DOMParser and loses any
 // script, foreignObject or on* attribute before it enters the page.
 (function () {
   "use strict";
@@ -11,7 +12,6 @@
   var lines = $("gc-lines"), slider = $("gc-slider"), counter = $("gc-counter");
   var prev = $("gc-prev"), next = $("gc-next"), play = $("gc-play");
   var parser = new DOMParser();
-  var cache = [];
   var index = 0, timer = null;
 
   function clean(root) {
@@ -25,23 +25,38 @@
     return root;
   }
 
-  function svg(i) {
-    if (!cache[i]) {
-      var doc = parser.parseFromString(frames[i].svg, "image/svg+xml");
-      var el = doc.documentElement;
-      if (el.nodeName !== "svg") {
-        el = document.createElement("p");
-        el.textContent = "this frame could not be read";
-      }
-      cache[i] = document.importNode(clean(el), true);
+  var diagram = (function () {
+    var doc = parser.parseFromString(data.svg, "image/svg+xml");
+    var el = doc.documentElement;
+    if (el.nodeName !== "svg") {
+      el = document.createElement("p");
+      el.textContent = "the diagram could not be read";
     }
-    return cache[i];
+    return document.importNode(clean(el), true);
+  })();
+  stage.replaceChildren(diagram);
+  var numbers = Array.prototype.slice.call(diagram.querySelectorAll("[data-k]"));
+  var lit = [];
+
+  function byId(id) {
+    return diagram.querySelector('[id="' + String(id).replace(/["\\]/g, "") + '"]');
   }
 
   function show(i) {
     index = Math.max(0, Math.min(frames.length - 1, i));
     var f = frames[index];
-    stage.replaceChildren(svg(index));
+    numbers.forEach(function (t) {
+      var at = data.reveal[t.getAttribute("data-k")];
+      t.style.visibility = (at !== undefined && at <= index) ? "" : "hidden";
+    });
+    lit.forEach(function (e) { e.classList.remove("gc-current", "gc-hot"); });
+    lit = [];
+    var cur = byId(f.node);
+    if (cur) { cur.classList.add("gc-current"); lit.push(cur); }
+    f.hot.forEach(function (id) {
+      var e = byId(id);
+      if (e) { e.classList.add("gc-hot"); lit.push(e); }
+    });
     stage.dataset.node = f.node;
     document.body.dataset.phase = f.phase;
     phase.textContent = f.phase === "forward" ? "forward pass" : "backward pass";
