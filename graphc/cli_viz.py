@@ -14,8 +14,7 @@ import click
 from graphc.cli import friendly, load_spec, parse_sets, set_option
 from graphc.errors import InputError
 from graphc.teach import scene_for
-from graphc.viz import THEMES, VIEWS, make_options
-from graphc.viz.dot import draw, draw_backward
+from graphc.viz import THEMES, VIEWS, draw_view, make_options
 
 EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
 
@@ -96,8 +95,7 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
         _write(out, text.encode("utf-8"))
         click.echo(f"wrote {out} ({count} steps)")
         return
-    dot = draw_backward(sc, opts, clusters=collapse is False) if view == "backward" \
-        else draw(sc, opts)
+    dot = draw_view(sc, opts, view, collapse)
     _write(out, _encode(dot.source, ext, sc.graph.name))
     click.echo(f"wrote {out}")
 

@@ -35,7 +35,8 @@ def viz(graph: Graph, trace: Any = None, *, view: str = "values", values: bool =
 
 def draw_view(sc: Scene, opts: Any, view: str, collapse: bool | None = None) -> Any:
     """The diagram of a Scene in one of VIEWS."""
-    from graphc.viz.dot import draw, draw_backward
+    from graphc.viz.backward import draw_backward
+    from graphc.viz.dot import draw
 
     if view == "backward":
         return draw_backward(sc, opts, clusters=collapse is False)
@@ -57,9 +58,9 @@ def make_options(view: str = "values", values: bool = True, grads: bool = True,
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from graphc.viz import dot
+        from graphc.viz import backward, dot
 
-        return getattr(dot, name)
+        return getattr(backward if name == "draw_backward" else dot, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
