@@ -13,7 +13,7 @@ import click
 
 from graphc.cli import friendly, load_spec, parse_sets, set_option
 from graphc.errors import InputError
-from graphc.teach import scene_for
+from graphc.teach import reference, scene_for, teaching
 from graphc.viz import THEMES, VIEWS, draw_view, make_options
 
 EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
@@ -49,10 +49,32 @@ EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
               "for long chains (more than 14 nodes deep).")
 @click.option("--backend", type=click.Choice(["numpy"]), default="numpy", show_default=True,
               help="What computes the values: the NumPy reference, in float64.")
+@click.option("--quiz", is_flag=True, help="Numbers left blank to fill in; writes the answer "
+              "key beside OUT (STEM.key.EXT); with --step, a quiz stepper that checks answers.")
+@click.option("--quiz-part", type=click.Choice(["all", "backward"]), default="all",
+              show_default=True, help="Blank every computed number, or the gradients only.")
+@click.option("--quiz-nodes", help="Blank only these nodes' numbers (comma-separated names).")
+@click.option("--check-grads", is_flag=True, help="Mark each gradient ✓/✗ against central "
+              "differences (float64); the relative error on hover.")
+@click.option("--optimizer", help="With --step-diff/--show-state: NAME[:k=v,...], e.g. "
+              "sgd:lr=0.1,momentum=0.9 [default: sgd:lr=0.1]")
+@click.option("--step-diff", is_flag=True,
+              help="Each param before and after the training step(s), and the change.")
+@click.option("--steps", "n_steps", type=click.IntRange(1, 10000), default=1,
+              show_default=True, help="Training steps for --step-diff/--show-state.")
+@click.option("--show-state", is_flag=True,
+              help="The optimizer's state beside each param, with the effective step size.")
+@click.option("--memory", is_flag=True, help="What the backward pass keeps, node by node, "
+              "in bytes, with the total and the peak.")
+@click.option("--batch", type=click.IntRange(1), help="Batch size for --memory "
+              "[default: the traced inputs', else 1].")
 @friendly
 def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, grads: bool,
             step: bool, frames_dir: str | None, frames_format: str, collapse: bool | None,
-            view: str, theme: str, digits: int, rankdir: str, backend: str) -> None:
+            view: str, theme: str, digits: int, rankdir: str, backend: str, quiz: bool,
+            quiz_part: str, quiz_nodes: str | None, check_grads: bool, optimizer: str | None,
+            step_diff: bool, n_steps: int, show_state: bool, memory: bool,
+            batch: int | None) -> None:
     """Draw SPEC with its values and gradients, or step through one backward pass."""
     if out is None and frames_dir is None:
         raise click.UsageError("missing option '-o' / '--output' (e.g. -o model.svg)")
@@ -66,9 +88,14 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
     if (step or frames_dir) and view == "backward":
         raise click.UsageError("--step and --frames walk the forward diagram; "
                                "drop --view backward")
+    if optimizer and not (step_diff or show_state):
+        raise click.UsageError("--optimizer goes with --step-diff or --show-state")
+    if quiz and view == "backward":
+        raise click.UsageError("--quiz blanks the forward diagram; drop --view backward")
     graph = load_spec(spec)
     inputs = parse_sets(sets) or None
-    sc = scene_for(graph, view=view, collapse=collapse, inputs=inputs,
+    model = reference(graph) if step_diff or show_state else None
+    sc = scene_for(model or graph, view=view, collapse=collapse, inputs=inputs,
                    compute=values or grads or step or frames_dir is not None)
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
                         rankdir=rankdir)
@@ -81,6 +108,22 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
                              "a default \"value\" in the spec)")
         click.echo(f"note: no values to show without {sets}; drawing the structure only",
                    err=True)
+    key_opts = opts = teaching(sc, opts, model, check_grads=check_grads, optimizer=optimizer,
+                               step_diff=step_diff, steps=n_steps, show_state=show_state,
+                               memory=memory, batch=batch, inputs=inputs)
+    if quiz:
+        nodes = [n.strip() for n in quiz_nodes.split(",") if n.strip()] if quiz_nodes else None
+        opts = teaching(sc, key_opts, quiz=True, quiz_part=quiz_part, quiz_nodes=nodes)
+    if quiz and step:
+        from graphc.viz.quiz import quiz_page
+
+        try:
+            text, count = quiz_page(sc, opts)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        _write(out, text.encode("utf-8"))
+        click.echo(f"wrote {out} ({count} questions)")
+        return
     if frames_dir is not None:
         from graphc.viz.html import write_frames
 
@@ -98,6 +141,14 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
     dot = draw_view(sc, opts, view, collapse)
     _write(out, _encode(dot.source, ext, sc.graph.name))
     click.echo(f"wrote {out}")
+    if quiz:
+        key = Path(out).with_name(Path(out).stem + ".key" + Path(out).suffix)
+        from dataclasses import replace
+
+        key_dot = draw_view(sc, replace(key_opts, caption=key_opts.caption + ("answer key",)),
+                            view, collapse)
+        _write(str(key), _encode(key_dot.source, ext, sc.graph.name))
+        click.echo(f"wrote {key} (the answer key)")
 
 
 def _encode(source: str, ext: str, name: str) -> bytes:

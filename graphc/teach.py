@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import graphviz
+import numpy as np
 
 from graphc.spec import Graph
 from graphc.viz import draw_view, make_options
@@ -88,10 +89,86 @@ def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values:
     return draw_view(sc, opts, view, collapse)
 
 
+def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,
+             quiz_part: str = "all", quiz_nodes: list[str] | None = None,
+             check_grads: bool = False, optimizer: str | None = None, step_diff: bool = False,
+             steps: int = 1, show_state: bool = False, memory: bool = False,
+             batch: int | None = None, dtype: str = "float32",
+             inputs: Mapping[str, Any] | None = None) -> Any:
+    """`opts` with what the chosen teaching views add (blanks, notes, tooltips), computed
+    here: a training step for --step-diff and --show-state, central differences for
+    --check-grads, the backward graph's kept values for --memory."""
+    from dataclasses import replace
+
+    from graphc.errors import InputError
+    from graphc.viz import teaching as tv
+
+    notes: dict[str, list[tuple[str, str]]] = {}
+    tips: dict[str, str] = {}
+    needs_trace = quiz or check_grads or step_diff or show_state
+    if needs_trace and sc.values is None:
+        raise InputError("this view needs values: pass --set NAME=VALUE for the inputs "
+                         "without a default \"value\"")
+    blank = frozenset()
+    if quiz:
+        try:
+            blank = tv.quiz_blanks(sc, quiz_part, quiz_nodes)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        blank = blank - {f"g:{sc.program.loss}"}  # the seed ∂L/∂L = 1 is given
+    if check_grads:
+        from graphc.teach_views import grad_checks
+
+        trace = _as_trace(sc)
+        n, t = tv.check_marks(sc, grad_checks(trace, sc.forward))
+        notes.update(n)
+        tips.update(t)
+    if step_diff or show_state:
+        from graphc.teach_views import parse_optimizer, train_steps
+
+        if model is None:
+            raise InputError("--step-diff and --show-state need the model: give the spec")
+        opt = parse_optimizer(optimizer or "sgd:lr=0.1")
+        run = train_steps(model, opt, inputs, steps)
+        if step_diff:
+            notes.update(tv.step_notes(sc, run.before, run.after, opts.digits, run.steps))
+        if show_state:
+            for k, rows in tv.state_notes(sc, run.state, run.effective, opts.digits).items():
+                notes.setdefault(k, []).extend(rows)
+    if memory:
+        from graphc.teach_views import memory as memory_of
+
+        m = memory_of(sc.graph, batch or _batch_of(sc), dtype)
+        notes.update(tv.memory_notes(sc, m.kept))
+        from graphc.viz.style import fmt_bytes
+
+        extra = (f"memory kept for the backward pass: {fmt_bytes(m.total)} "
+                 f"(peak {fmt_bytes(m.peak)}) at batch {m.batch}",)
+        opts = replace(opts, caption=opts.caption + extra, title=True)
+    return replace(opts, blank=blank, notes={**opts.notes, **notes},
+                   tooltips={**opts.tooltips, **tips})
+
+
+def _as_trace(sc: Scene) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(program=sc.program, by_id=sc.values)
+
+
+def _batch_of(sc: Scene) -> int:
+    """The batch size of the traced inputs (a symbolic first dimension), else 1."""
+    for name, i in sc.program.inputs.items():
+        n = sc.program[i]
+        v = sc.value(i)
+        if n.shape and not isinstance(n.shape[0], int) and v is not None and np.ndim(v):
+            return int(np.shape(v)[0])
+    return 1
+
+
 def repr_svg(graph: Graph) -> str:
     """What Jupyter shows for a Graph (registered as its `_repr_svg_` by the package root)."""
     return viz(graph)._repr_image_svg_xml()
 
 
-__all__ = ["has_defaults", "load_graph", "reference", "repr_svg", "scene_for", "trace_of",
-           "viz"]
+__all__ = ["has_defaults", "load_graph", "reference", "repr_svg", "scene_for", "teaching",
+           "trace_of", "viz"]

@@ -16,7 +16,7 @@ import numpy as np
 from graphc.ir import numel
 from graphc.ops import REGISTRY
 from graphc.viz.scene import Scene, Unit
-from graphc.viz.style import Theme, esc, fmt_array, fmt_grad, fmt_int, fmt_shape
+from graphc.viz.style import Theme, esc, fmt_array, fmt_grad, fmt_int, fmt_shape, role_color
 
 HIDDEN = "transparent"  # text not computed yet in a frame: laid out, not shown
 
@@ -32,6 +32,11 @@ class Options:
     rankdir: str = "auto"  # LR, TB, or auto: TB for long chains, LR otherwise
     title: bool = True
     caption: tuple[str, ...] = ()  # lines under the title (a frame's arithmetic, on slides)
+    blank: frozenset[str] = frozenset()  # quiz: "v:ID" / "g:KEY" numbers drawn as empty boxes
+    # teaching views' extra rows, by "v:ID" (under a value), "g:KEY" (beside a gradient) or
+    # "u:UNIT" (inside a unit's box): (text, role), role one of style.ROLES
+    notes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    tooltips: dict[str, str] = field(default_factory=dict)  # DOT node name -> hover text
 
 
 @dataclass
@@ -146,6 +151,8 @@ def draw(sc: Scene, opts: Options, mask: Mask | None = None) -> graphviz.Digraph
                          color=t.line, **{"class": "gc-current"})
         elif key in mask.hot:
             attrs.update(color=t.highlight, penwidth="2.5", **{"class": "gc-hot"})
+        if key in opts.tooltips:
+            attrs["tooltip"] = opts.tooltips[key]
         clusters.setdefault(cluster, []).append((key, {"id": key, **attrs}))
 
     def edge(tail: str, head: str, **attrs: str) -> None:
@@ -237,17 +244,37 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
         rows.append(_row(" ".join(head)))
     value = sc.value(v)
     if opts.values and value is not None:
-        color = t.value if mask.shows_value(v) else HIDDEN
-        rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
+        if f"v:{v}" in opts.blank:
+            rows.append(_blank(t))
+        else:
+            color = t.value if mask.shows_value(v) else HIDDEN
+            rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
+    if name:
+        rows += _note_rows(opts, f"v:{v}")
     return rows
+
+
+def _blank(t: Theme) -> str:
+    """A box to write a number into (a quiz)."""
+    return _row(_font("?", "white", 9), border="1", color=t.muted, width="40", height="14")
+
+
+def _note_rows(opts: Options, key: str) -> list[str]:
+    return [_row(_font(esc(text), role_color(opts.theme, role), 9))
+            for text, role in opts.notes.get(key, ())]
 
 
 def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
                mask: Mask) -> list[str]:
     if g is None:
         return []
+    if f"g:{key}" in opts.blank:
+        return [_blank(opts.theme)]
     color = opts.theme.grad if mask.shows_grad(key) else HIDDEN
-    return [_row(_font(esc(fmt_grad(g, opts.digits)), color))]
+    cell = _font(esc(fmt_grad(g, opts.digits)), color)
+    cell += "".join(" " + _font(esc(text), role_color(opts.theme, role))
+                    for text, role in opts.notes.get(f"g:{key}", ()))
+    return [_row(cell)]
 
 
 def _label_node(top: list[str], bottom: list[str], t: Theme, vertical: bool = False) -> dict:
@@ -291,6 +318,7 @@ def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Ma
         if n.dtype.startswith("int"):
             note += " " + n.dtype
         rows.append(_row(_font(esc(note), t.muted, 9)))
+        rows += _note_rows(opts, f"u:{n.id}")
         fill = t.input if n.op == "input" else t.param
         return dict(shape="box", style="rounded,filled", fillcolor=fill, margin="0.08,0.04",
                     label=_table(rows))
@@ -324,10 +352,13 @@ def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: M
             short = n.name[len(unit.name) + 1:] if n.name.startswith(f"{unit.name}.") else n.name
             cell = _font(esc(f"{short} {fmt_shape(n.shape)}"), t.muted, 9)
             g = sc.grad(p)
-            if show_grads and g is not None:
+            if show_grads and g is not None and f"g:{p}" in opts.blank:
+                cell += " " + _font("‖g‖ ____", t.muted, 9)
+            elif show_grads and g is not None:
                 color = t.grad if mask.shows_grad(p) else HIDDEN
                 cell += " " + _font(esc(fmt_grad(g, opts.digits)), color, 9)
             rows.append(_row(cell))
+            rows += _note_rows(opts, f"u:{p}")
     return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",
                 label=_table(rows))
 

@@ -53,6 +53,20 @@ THEMES: dict[str, Theme] = {
 }
 
 
+ROLES = ("up", "down", "ok", "bad", "note")  # teaching views' notes: what each colour says
+
+
+def role_color(t: Theme, role: str) -> str:
+    """A note's colour: a param growing (up) or shrinking (down), a check passed or failed."""
+    if role == "up":
+        return t.value
+    if role in ("down", "bad"):
+        return t.grad
+    if role == "ok":
+        return t.value
+    return t.muted
+
+
 def get_theme(name: str | Theme) -> Theme:
     """The theme called `name` (ValueError listing the choices otherwise)."""
     if isinstance(name, Theme):
@@ -133,3 +147,11 @@ def fmt_grad(g: np.ndarray, digits: int = 2) -> str:
 
 def fmt_shape(shape: tuple) -> str:
     return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+def fmt_bytes(n: int) -> str:
+    """Bytes for people: 512 B, 3.1 KiB, 1.0 MiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
