@@ -124,8 +124,14 @@ def main() -> None:
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--memory", is_flag=True, help="Also print what the backward pass keeps from "
+              "the forward pass, node by node, in bytes, with the total and the peak.")
+@click.option("--batch", type=click.IntRange(1), default=1, show_default=True,
+              help="Batch size for --memory (symbolic dimensions).")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True, help="Float type for --memory.")
 @friendly
-def check(spec: str) -> None:
+def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32") -> None:
     """Validate SPEC; print its shapes and parameter counts."""
     from graphc.passes import forward_program
 
@@ -149,6 +155,13 @@ def check(spec: str) -> None:
         click.echo(f"  {name:<24} {_shape_text(prog[i])}")
     if prog.loss is not None:
         click.echo(f"loss\n  {g.loss:<24} {_shape_text(prog[prog.loss])}")
+    if memory:
+        from graphc.teach_views import memory as memory_of
+        from graphc.teach_views import memory_text
+
+        if prog.loss is None:
+            raise InputError("--memory: the spec has no loss, so there is no backward pass")
+        click.echo(memory_text(memory_of(g, batch, dtype)), nl=False)
 
 
 def _shape_text(node) -> str:

@@ -157,7 +157,7 @@ def _as_trace(sc: Scene) -> Any:
 
 def _batch_of(sc: Scene) -> int:
     """The batch size of the traced inputs (a symbolic first dimension), else 1."""
-    for name, i in sc.program.inputs.items():
+    for i in sc.program.inputs.values():
         n = sc.program[i]
         v = sc.value(i)
         if n.shape and not isinstance(n.shape[0], int) and v is not None and np.ndim(v):
