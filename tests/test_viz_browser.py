@@ -195,3 +195,76 @@ def test_each_gradient_appears_at_the_frame_that_derives_it(open_stepper, exampl
             assert page.evaluate(VISIBLE_VALUES) == first
         page.keyboard.press("ArrowRight")
     assert not page.errors
+
+
+# ---- the quiz stepper ------------------------------------------------------------------
+
+@pytest.fixture
+def open_quiz(browser, tmp_path):
+    from dataclasses import replace
+
+    from graphc.viz.quiz import quiz_page
+    from graphc.viz.teaching import quiz_blanks
+
+    pages = []
+
+    def go(spec):
+        sc = scene_for(spec)
+        blank = quiz_blanks(sc, "backward") - {f"g:{sc.program.loss}"}
+        page_html, n = quiz_page(sc, replace(make_options(), blank=blank))
+        path = tmp_path / "quiz.html"
+        path.write_text(page_html, encoding="utf-8")
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.errors = []
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.route("**/*", lambda route: route.abort()
+                   if not route.request.url.startswith("file:") else route.continue_())
+        page.goto(path.as_uri())
+        pages.append(page)
+        return page, n
+
+    yield go
+    for p in pages:
+        p.close()
+
+
+def quiz_state(page):
+    fb = page.locator("#gc-feedback")
+    return (page.locator("#gc-progress").text_content(), page.locator("#gc-prompt").text_content(),
+            fb.get_attribute("data-state"), fb.text_content())
+
+
+def test_quiz_marks_wrong_and_right_answers_with_the_keyboard(open_quiz, examples):
+    page, n = open_quiz(examples / "neuron.json")
+    assert n == 12
+    progress, prompt, state, _ = quiz_state(page)
+    assert progress == "question 1 / 12" and prompt == "∂f/∂d" and not state
+    assert page.evaluate("document.activeElement.id") == "gc-answer"  # type at once
+    assert page.locator("#gc-stage .gc-current").get_attribute("id") == "val_v12"
+    page.keyboard.type("0.53")  # the sign is wrong
+    page.keyboard.press("Enter")
+    _, _, state, text = quiz_state(page)
+    assert state == "wrong" and "not 0.53" in text
+    page.fill("#gc-answer", "")
+    page.keyboard.type("−0.53")  # a typographic minus counts
+    page.keyboard.press("Enter")
+    _, _, state, text = quiz_state(page)
+    assert state == "right" and text == "✓ right: ∂f/∂d = -0.53"
+    assert page.locator("#gc-score").text_content() == "1 of 12 right"
+    page.keyboard.press("Enter")  # after a right answer, Enter goes on
+    progress, prompt, state, _ = quiz_state(page)
+    assert progress == "question 2 / 12" and prompt == "∂f/∂e" and not state
+    page.keyboard.type("abc")
+    page.keyboard.press("Enter")
+    assert quiz_state(page)[2] == "wrong" and "type a number" in quiz_state(page)[3]
+    page.keyboard.press("PageDown")
+    page.keyboard.press("PageDown")
+    assert quiz_state(page)[1] == "∂f/∂t012"
+    page.keyboard.type("0.2")  # 0.20 to the key's two decimals
+    page.keyboard.press("Enter")
+    assert quiz_state(page)[2] == "right"
+    page.keyboard.press("PageUp")
+    assert quiz_state(page)[0] == "question 3 / 12"
+    page.click("#gc-next")
+    assert quiz_state(page)[2] == "right"  # a right answer stays right
+    assert not page.errors
