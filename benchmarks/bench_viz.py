@@ -3,7 +3,12 @@ a few seconds). For each graph and layout: building the Digraph (trace included)
 rendering SVG with each renderer found; and the HTML stepper of the neuron and the MLP.
 Median seconds of a few runs; the baseline is rendering the 8-node neuron the same way.
 
-    python benchmarks/bench_viz.py
+Then the scaling targets (issue 8 item 17): the backward view of 60 and 200 dense layers
+(<= 10 s at 200) and their steppers (<= 25 MB and <= 60 s at 200), and each teaching view
+of the 784-256-10 MLP at batch 64 (issue 13: each under 2 s), built and rendered to SVG.
+
+    python benchmarks/bench_viz.py            # everything
+    python benchmarks/bench_viz.py --targets  # the scaling and teaching-view targets only
 """
 
 from __future__ import annotations
@@ -93,5 +98,65 @@ def main() -> None:
         print(f"{label:<26} {n:>4} frames {t:>8.3f} s   {len(page) / 1e6:.2f} MB")
 
 
+def once(fn, *args, **kwargs) -> tuple[float, object]:
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t, out
+
+
+def backward_svg(spec, inputs) -> int:
+    from graphc.viz import draw_view
+
+    sc = scene_for(spec, view="backward", inputs=inputs)
+    return len(render(draw_view(sc, make_options(view="backward"), "backward").source, "svg"))
+
+
+def teaching_view(spec, inputs, **views) -> int:
+    from dataclasses import replace
+
+    from graphc.teach import reference, teaching
+    from graphc.viz import draw_view
+
+    quiz = views.pop("quiz", False)
+    model = reference(graphc.load(spec)) if views.get("step_diff") or views.get("show_state") \
+        else None
+    sc = scene_for(model or spec, inputs=inputs)
+    opts = teaching(sc, make_options(), model, inputs=inputs, **views)
+    if quiz:
+        opts = teaching(sc, opts, quiz=True)
+    return len(render(draw_view(sc, replace(opts), "values").source, "svg"))
+
+
+def targets() -> None:
+    rng = np.random.default_rng(0)
+    print(f"{'scaling (issue 8 item 17)':<34} {'seconds':>8} {'MB':>7}  target")
+    for layers in (60, 200):
+        spec = graphc.load(deep(layers))
+        inputs = {"x": rng.normal(size=(8, 64)), "y": rng.integers(0, 64, 8)}
+        t, size = once(backward_svg, spec, inputs)
+        print(f"{f'{layers} layers backward view':<34} {t:>8.2f} {size / 1e6:>7.2f}"
+              + ("  <= 10 s" if layers == 200 else ""))
+        t, (page, n) = once(stepper, spec, inputs)
+        print(f"{f'{layers} layers stepper ({n} frames)':<34} {t:>8.2f} {len(page) / 1e6:>7.2f}"
+              + ("  <= 60 s, <= 25 MB" if layers == 200 else ""))
+    mnist = {"x": rng.normal(size=(64, 784)), "y": rng.integers(0, 10, 64)}
+    spec = EXAMPLES / "mnist_mlp.json"
+    print(f"\n{'784-256-10 B=64 view (issue 13)':<34} {'seconds':>8}  target < 2 s")
+    base, _ = once(teaching_view, spec, mnist)
+    print(f"{'values (baseline)':<34} {base:>8.2f}")
+    for label, views in [("--quiz", {"quiz": True}), ("--check-grads", {"check_grads": True}),
+                         ("--step-diff sgd", {"step_diff": True}),
+                         ("--show-state adam --steps 3", {"show_state": True, "steps": 3,
+                                                          "optimizer": "adam:lr=1e-3"}),
+                         ("--memory", {"memory": True})]:
+        t, _ = once(teaching_view, spec, mnist, **views)
+        print(f"{label:<34} {t:>8.2f}  ({t / base:.1f}x the plain view)")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--targets" not in sys.argv:
+        main()
+        print()
+    targets()

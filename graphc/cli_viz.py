@@ -127,14 +127,14 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
     if frames_dir is not None:
         from graphc.viz.html import write_frames
 
-        paths = write_frames(sc, opts, frames_dir, frames_format)
+        paths = write_frames(sc, opts, frames_dir, frames_format, progress=_progress)
         click.echo(f"wrote {len(paths)} frames to {frames_dir}")
     if out is None:
         return
     if step:
         from graphc.viz.html import stepper_page
 
-        text, count = stepper_page(sc, opts)
+        text, count = stepper_page(sc, opts, progress=_progress)
         _write(out, text.encode("utf-8"))
         click.echo(f"wrote {out} ({count} steps)")
         return
@@ -149,6 +149,10 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
                             view, collapse)
         _write(str(key), _encode(key_dot.source, ext, sc.graph.name))
         click.echo(f"wrote {key} (the answer key)")
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _encode(source: str, ext: str, name: str) -> bytes:

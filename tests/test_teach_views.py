@@ -179,3 +179,20 @@ def test_bad_optimizer_and_usage(examples, tmp_path):
     assert r.exit_code == 2 and "--optimizer goes with --step-diff" in r.output
     with pytest.raises(graphc.SpecError, match="unknown optimizer"):
         parse_optimizer("sgdd:lr=1")
+
+
+def test_check_grads_catches_a_wrong_gradient(examples):
+    from graphc.teach import trace_of
+
+    g = graphc.load(examples / "mnist_mlp.json")
+    rng = np.random.default_rng(0)
+    trace = trace_of(g, inputs={"x": rng.normal(size=(4, 784)), "y": np.array([1, 2, 3, 4])})
+    fwd = [i for kind, i in trace.steps if kind == "forward"]
+    assert all(ok for ok, _, _ in grad_checks(trace, fwd).values())
+    w = trace.program.params["hidden.W"]
+    gid = trace.program.grad_map[w]
+    trace.by_id[gid] = trace.by_id[gid].copy()
+    trace.by_id[gid][3, 7] += 0.05  # one element of a 784x256 gradient off
+    checks = grad_checks(trace, fwd)
+    assert not checks[w][0] and checks[w][1] > 1e-4
+    assert sum(not ok for ok, _, _ in checks.values()) == 1

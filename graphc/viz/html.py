@@ -59,7 +59,7 @@ def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS,
     (so a 400-frame stepper of a 200-layer network weighs about one diagram, not 400).
     """
     fs = frames(sc, opts.digits)
-    if progress:
+    if progress and len(fs) > 100:
         progress(f"{len(fs)} frames; rendering the diagram once")
     dot = draw(sc, Options(**{**opts.__dict__, "title": False}), Mask())
     svg = tag_numbers(svg_text(dot.source), sc, opts)
@@ -160,21 +160,30 @@ def static_html(svg: str, name: str) -> str:
             f"{svg}\n</body>\n</html>\n")
 
 
-def write_frames(sc: Scene, opts: Options, directory: str | Path, fmt: str = "svg") -> list[Path]:
-    """Numbered frames for slides (frame_001.svg, ...), each captioned with its step."""
+CHUNK = 25  # frames rendered per renderer process (and per progress line)
+
+
+def write_frames(sc: Scene, opts: Options, directory: str | Path, fmt: str = "svg",
+                 progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Numbered frames for slides (frame_001.svg, ...), each captioned with its step;
+    `progress` hears how far a long render has come."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     fs, sources = frame_sources(sc, opts, slides=True)
     width = max(3, len(str(len(fs))))
     paths = []
-    if fmt == "svg":
-        blobs = [s.encode("utf-8") for s in render_svgs(sources)]
-    else:
-        blobs = [render(s, fmt, dpi=150 if fmt == "png" else None) for s in sources]
-    for k, blob in enumerate(blobs, 1):
-        p = out / f"frame_{k:0{width}d}.{fmt}"
-        p.write_bytes(blob)
-        paths.append(p)
+    for start in range(0, len(sources), CHUNK):
+        part = sources[start:start + CHUNK]
+        if fmt == "svg":
+            blobs = [s.encode("utf-8") for s in render_svgs(part)]
+        else:
+            blobs = [render(s, fmt, dpi=150 if fmt == "png" else None) for s in part]
+        for k, blob in enumerate(blobs, start + 1):
+            p = out / f"frame_{k:0{width}d}.{fmt}"
+            p.write_bytes(blob)
+            paths.append(p)
+        if progress and len(sources) > CHUNK:
+            progress(f"frames: {len(paths)} of {len(sources)} rendered")
     captions = out / "captions.txt"
     captions.write_text("".join(f"{k:0{width}d} [{f.phase}] {f.title}\n"
                                 + "".join(f"    {line}\n" for line in f.caption)
