@@ -121,9 +121,9 @@ def teaching_view(spec, inputs, **views) -> int:
     model = reference(graphc.load(spec)) if views.get("step_diff") or views.get("show_state") \
         else None
     sc = scene_for(model or spec, inputs=inputs)
-    opts = teaching(sc, make_options(), model, inputs=inputs, **views)
+    opts = teaching(sc, make_options(), model, inputs=inputs, **views)[0]
     if quiz:
-        opts = teaching(sc, opts, quiz=True)
+        opts = teaching(sc, opts, quiz=True)[0]
     return len(render(draw_view(sc, replace(opts), "values").source, "svg"))
 
 

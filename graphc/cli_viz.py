@@ -108,12 +108,17 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
                              "a default \"value\" in the spec)")
         click.echo(f"note: no values to show without {sets}; drawing the structure only",
                    err=True)
-    key_opts = opts = teaching(sc, opts, model, check_grads=check_grads, optimizer=optimizer,
+    if step and (check_grads or memory):
+        raise click.UsageError("--check-grads and --memory mark a diagram: drop --step "
+                               "(or use --frames DIR for slides)")
+    key_opts, extra = teaching(sc, opts, model, check_grads=check_grads, optimizer=optimizer,
                                step_diff=step_diff, steps=n_steps, show_state=show_state,
                                memory=memory, batch=batch, inputs=inputs)
     if quiz:
         nodes = [n.strip() for n in quiz_nodes.split(",") if n.strip()] if quiz_nodes else None
-        opts = teaching(sc, key_opts, quiz=True, quiz_part=quiz_part, quiz_nodes=nodes)
+        opts = teaching(sc, key_opts, quiz=True, quiz_part=quiz_part, quiz_nodes=nodes)[0]
+    else:
+        opts = key_opts
     if quiz and step:
         from graphc.viz.quiz import quiz_page
 
@@ -127,14 +132,15 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
     if frames_dir is not None:
         from graphc.viz.html import write_frames
 
-        paths = write_frames(sc, opts, frames_dir, frames_format, progress=_progress)
+        paths = write_frames(sc, opts, frames_dir, frames_format, progress=_progress,
+                             extra=extra)
         click.echo(f"wrote {len(paths)} frames to {frames_dir}")
     if out is None:
         return
     if step:
         from graphc.viz.html import stepper_page
 
-        text, count = stepper_page(sc, opts, progress=_progress)
+        text, count = stepper_page(sc, opts, progress=_progress, extra=extra)
         _write(out, text.encode("utf-8"))
         click.echo(f"wrote {out} ({count} steps)")
         return

@@ -94,10 +94,11 @@ def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,
              check_grads: bool = False, optimizer: str | None = None, step_diff: bool = False,
              steps: int = 1, show_state: bool = False, memory: bool = False,
              batch: int | None = None, dtype: str = "float32",
-             inputs: Mapping[str, Any] | None = None) -> Any:
-    """`opts` with what the chosen teaching views add (blanks, notes, tooltips), computed
-    here: a training step for --step-diff and --show-state, central differences for
-    --check-grads, the backward graph's kept values for --memory."""
+             inputs: Mapping[str, Any] | None = None) -> tuple[Any, list[Any]]:
+    """`opts` with what the chosen teaching views add (blanks, notes, tooltips), and the
+    stepper's extra frames (a training step's updates), computed here: a training step for
+    --step-diff and --show-state, central differences for --check-grads, the backward
+    graph's kept values for --memory."""
     from dataclasses import replace
 
     from graphc.errors import InputError
@@ -105,6 +106,7 @@ def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,
 
     notes: dict[str, list[tuple[str, str]]] = {}
     tips: dict[str, str] = {}
+    extra: list[Any] = []
     needs_trace = quiz or check_grads or step_diff or show_state
     if needs_trace and sc.values is None:
         raise InputError("this view needs values: pass --set NAME=VALUE for the inputs "
@@ -130,6 +132,9 @@ def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,
             raise InputError("--step-diff and --show-state need the model: give the spec")
         opt = parse_optimizer(optimizer or "sgd:lr=0.1")
         run = train_steps(model, opt, inputs, steps)
+        extra = tv.update_frames(sc, run.before, run.after, optimizer or "sgd:lr=0.1",
+                                 opt.update_lines(),
+                                 opts.digits, run.steps)
         if step_diff:
             notes.update(tv.step_notes(sc, run.before, run.after, opts.digits, run.steps))
         if show_state:
@@ -146,7 +151,7 @@ def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,
                  f"(peak {fmt_bytes(m.peak)}) at batch {m.batch}",)
         opts = replace(opts, caption=opts.caption + extra, title=True)
     return replace(opts, blank=blank, notes={**opts.notes, **notes},
-                   tooltips={**opts.tooltips, **tips})
+                   tooltips={**opts.tooltips, **tips}), extra
 
 
 def _as_trace(sc: Scene) -> Any:

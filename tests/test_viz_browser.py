@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+import graphc
 from graphc.teach import scene_for
 from graphc.viz import make_options
 from graphc.viz.html import stepper_page
@@ -268,3 +269,29 @@ def test_quiz_marks_wrong_and_right_answers_with_the_keyboard(open_quiz, example
     page.click("#gc-next")
     assert quiz_state(page)[2] == "right"  # a right answer stays right
     assert not page.errors
+
+
+def test_a_training_steps_update_comes_as_the_last_frames(browser, tmp_path, examples):
+    from graphc.teach import reference, teaching
+
+    model = reference(graphc.load(examples / "neuron.json"))
+    sc = scene_for(model)
+    opts, extra = teaching(sc, make_options(), model, step_diff=True, optimizer="sgd:lr=1")
+    page_html, n = stepper_page(sc, opts, extra=extra)
+    assert n == 25  # 22 frames of the pass, then one per param
+    path = tmp_path / "s.html"
+    path.write_text(page_html, encoding="utf-8")
+    page = browser.new_page()
+    page.goto(path.as_uri())
+    visible = "() => document.querySelector('#gc-stage').textContent"
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # frame 22: the backward pass is done, no update yet
+    assert "2.00 → 2.20" not in page.evaluate(visible)
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#gc-phase").text_content() == "training step"
+    assert "w0: 2.00 → 2.20 (Δ +0.20)" in page.locator("#gc-lines").inner_text()
+    assert "step: 2.00 → 2.20" in page.evaluate(visible)
+    assert page.locator("#gc-stage .gc-current").get_attribute("id") == "n_v2"
+    page.close()

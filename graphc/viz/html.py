@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,16 @@ def _asset(name: str) -> str:
     return resources.files("graphc.viz").joinpath(name).read_text(encoding="utf-8")
 
 
-def frame_sources(sc: Scene, opts: Options, slides: bool = False) -> tuple[list[Frame], list[str]]:
-    """The frames and their DOT sources; on slides the caption is drawn under the title."""
-    fs = frames(sc, opts.digits)
+def frame_sources(sc: Scene, opts: Options, slides: bool = False,
+                  extra: Sequence[Frame] = ()) -> tuple[list[Frame], list[str]]:
+    """The frames (the pass's, then `extra`: a training step's) and their DOT sources; on
+    slides the caption is drawn under the title. Notes appear only on frames that ask."""
+    fs = frames(sc, opts.digits) + list(extra)
     sources = []
     for f in fs:
         o = Options(**{**opts.__dict__, "title": slides,
-                       "caption": (f.title, *f.caption) if slides else ()})
+                       "caption": (f.title, *f.caption) if slides else (),
+                       "notes": opts.notes if f.notes else {}})
         sources.append(draw(sc, o, f.mask).source)
     return fs, sources
 
@@ -51,18 +54,22 @@ def stepper_html(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS) -> st
 
 
 def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS,
-                 progress: Callable[[str], None] | None = None) -> tuple[str, int]:
+                 progress: Callable[[str], None] | None = None,
+                 extra: Sequence[Frame] = ()) -> tuple[str, int]:
     """The stepper page and its number of frames; `interval_ms` is the play speed.
 
     The diagram is rendered once, every number on it tagged with what it shows; each frame
     is only its caption, its highlights and, once for all frames, when each number appears
     (so a 400-frame stepper of a 200-layer network weighs about one diagram, not 400).
     """
-    fs = frames(sc, opts.digits)
+    fs = frames(sc, opts.digits) + list(extra)
     if progress and len(fs) > 100:
         progress(f"{len(fs)} frames; rendering the diagram once")
-    dot = draw(sc, Options(**{**opts.__dict__, "title": False}), Mask())
-    svg = tag_numbers(svg_text(dot.source), sc, opts)
+    dot = draw(sc, Options(**{**opts.__dict__, "title": False, "notes": {}}), Mask())
+    svgs = [tag_numbers(svg_text(dot.source), sc, opts)]
+    if any(f.notes for f in fs):  # a training step's frames: the diagram with its notes
+        noted = draw(sc, Options(**{**opts.__dict__, "title": False}), Mask())
+        svgs.append(tag_numbers(svg_text(noted.source), sc, opts))
     reveal: dict[str, int] = {}
     steps = []
     for k, f in enumerate(fs):
@@ -73,8 +80,8 @@ def stepper_page(sc: Scene, opts: Options, interval_ms: int = INTERVAL_MS,
         lit = f.mask.hot | {f.node}
         hot = sorted(f.mask.hot - {f.node}) + [e for e, a, b in dot.edge_ends if {a, b} <= lit]
         steps.append({"phase": f.phase, "title": f.title, "caption": f.caption,
-                      "node": f.node, "hot": hot})
-    data = {"interval": int(interval_ms), "svg": svg, "reveal": reveal, "frames": steps}
+                      "node": f.node, "hot": hot, "svg": 1 if f.notes else 0})
+    data = {"interval": int(interval_ms), "svgs": svgs, "reveal": reveal, "frames": steps}
     t = opts.theme
     name = html.escape(sc.graph.name)
     doc = f"<p>{html.escape(sc.graph.doc)}</p>" if sc.graph.doc else ""
@@ -164,12 +171,13 @@ CHUNK = 25  # frames rendered per renderer process (and per progress line)
 
 
 def write_frames(sc: Scene, opts: Options, directory: str | Path, fmt: str = "svg",
-                 progress: Callable[[str], None] | None = None) -> list[Path]:
+                 progress: Callable[[str], None] | None = None,
+                 extra: Sequence[Frame] = ()) -> list[Path]:
     """Numbered frames for slides (frame_001.svg, ...), each captioned with its step;
     `progress` hears how far a long render has come."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    fs, sources = frame_sources(sc, opts, slides=True)
+    fs, sources = frame_sources(sc, opts, slides=True, extra=extra)
     width = max(3, len(str(len(fs))))
     paths = []
     for start in range(0, len(sources), CHUNK):

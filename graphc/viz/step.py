@@ -32,6 +32,7 @@ class Frame:
     caption: list[str]  # the arithmetic, one line each
     mask: Mask
     node: str  # DOT name of the highlighted node
+    notes: bool = False  # draw the teaching views' notes (a training step's frames)
 
 
 def frames(sc: Scene, digits: int = 2) -> list[Frame]:

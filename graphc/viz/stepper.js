@@ -25,18 +25,21 @@
     return root;
   }
 
-  var diagram = (function () {
-    var doc = parser.parseFromString(data.svg, "image/svg+xml");
+  function load(text) {
+    var doc = parser.parseFromString(text, "image/svg+xml");
     var el = doc.documentElement;
     if (el.nodeName !== "svg") {
       el = document.createElement("p");
       el.textContent = "the diagram could not be read";
     }
     return document.importNode(clean(el), true);
-  })();
-  stage.replaceChildren(diagram);
-  var numbers = Array.prototype.slice.call(diagram.querySelectorAll("[data-k]"));
-  var lit = [];
+  }
+  // the pass's diagram, and (for a training step's last frames) the one with its notes
+  var diagrams = data.svgs.map(load);
+  var numbers = diagrams.map(function (d) {
+    return Array.prototype.slice.call(d.querySelectorAll("[data-k]"));
+  });
+  var diagram = null, lit = [];
 
   function byId(id) {
     return diagram.querySelector('[id="' + String(id).replace(/["\\]/g, "") + '"]');
@@ -45,7 +48,11 @@
   function show(i) {
     index = Math.max(0, Math.min(frames.length - 1, i));
     var f = frames[index];
-    numbers.forEach(function (t) {
+    if (diagram !== diagrams[f.svg]) {
+      diagram = diagrams[f.svg];
+      stage.replaceChildren(diagram);
+    }
+    numbers[f.svg].forEach(function (t) {
       var at = data.reveal[t.getAttribute("data-k")];
       t.style.visibility = (at !== undefined && at <= index) ? "" : "hidden";
     });
@@ -59,7 +66,8 @@
     });
     stage.dataset.node = f.node;
     document.body.dataset.phase = f.phase;
-    phase.textContent = f.phase === "forward" ? "forward pass" : "backward pass";
+    phase.textContent = {forward: "forward pass", backward: "backward pass",
+                         update: "training step"}[f.phase] || f.phase;
     title.textContent = f.title;
     lines.replaceChildren();
     f.caption.forEach(function (text) {

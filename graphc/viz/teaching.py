@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from graphc.viz.dot import Mask
 from graphc.viz.scene import Scene
-from graphc.viz.step import frames
+from graphc.viz.step import Frame, frames
 from graphc.viz.style import fmt, fmt_array, fmt_grad
 
 QUIZ_PARTS = ("all", "backward")
@@ -98,6 +99,30 @@ def step_notes(sc: Scene, before: Mapping[str, np.ndarray], after: Mapping[str, 
     return notes
 
 
+def update_frames(sc: Scene, before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
+                  optimizer: str, lines: list[str], digits: int = 2,
+                  steps: int = 1) -> list[Frame]:
+    """The stepper's last frames: each param's update, the optimizer's rule as caption."""
+    by_name = {sc.program[i].name: i for i in sc.program.params.values()}
+    out = []
+    label = "one step" if steps == 1 else f"{steps} steps"
+    for name, b in before.items():
+        pid = by_name.get(name)
+        if pid is None or pid not in sc.unit_of:
+            continue
+        a, d = np.asarray(after[name]), np.asarray(after[name]) - np.asarray(b)
+        if np.ndim(d) == 0:
+            sign = "+" if float(d) > 0 else ""
+            change = (f"{name}: {fmt(float(b), digits)} → {fmt(float(a), digits)}"
+                      f"  (Δ {sign}{fmt(float(d), digits)})")
+        else:
+            change = f"{name}: Δ {fmt_grad(d, digits)}"
+        out.append(Frame("update", f"{label} of {optimizer} updates {name}",
+                         [change, *lines], Mask(None, None, sc.unit_of[pid], set()),
+                         sc.unit_of[pid], notes=True))
+    return out
+
+
 def state_notes(sc: Scene, state: Mapping[str, Mapping[str, np.ndarray]],
                 effective: Mapping[str, np.ndarray] | None = None,
                 digits: int = 2) -> dict[str, list[tuple[str, str]]]:
@@ -139,4 +164,4 @@ def check_marks(sc: Scene, checks: Mapping[str, tuple[bool, float, str]]
 
 
 __all__ = ["QUIZ_PARTS", "check_marks", "memory_notes", "questions", "quiz_blanks",
-           "state_notes", "step_notes"]
+           "state_notes", "step_notes", "update_frames"]
