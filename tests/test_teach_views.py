@@ -196,3 +196,23 @@ def test_check_grads_catches_a_wrong_gradient(examples):
     checks = grad_checks(trace, fwd)
     assert not checks[w][0] and checks[w][1] > 1e-4
     assert sum(not ok for ok, _, _ in checks.values()) == 1
+
+
+def test_frames_for_slides_carry_each_view(examples, tmp_path):
+    r = cli("viz", examples / "neuron.json", "--check-grads", "--step-diff", "--optimizer",
+            "sgd:lr=1", "--frames", tmp_path / "fr")
+    assert r.exit_code == 0 and "wrote 25 frames" in r.output, r.output
+
+    def visible(k):
+        root = ET.parse(tmp_path / "fr" / f"frame_{k:03d}.svg").getroot()
+        return ["".join(e.itertext()) for e in root.iter() if e.tag.endswith("text")
+                and e.get("fill") not in ("transparent", "#fffffe", None)]  # hidden: not yet
+
+    assert "✓" not in visible(1) and "step: 2.00 → 2.20" not in visible(22)
+    assert visible(22).count("✓") == 13  # the backward pass done: every mark shown
+    assert "step: 2.00 → 2.20" in visible(23) and "Δ +0.20" in visible(23)
+    r = cli("viz", examples / "neuron.json", "--quiz", "--frames", tmp_path / "q")
+    assert r.exit_code == 0
+    last = ET.parse(tmp_path / "q" / "frame_022.svg").getroot()
+    texts = {"".join(e.itertext()) for e in last.iter()}
+    assert not NEURON_ANSWERS & texts  # a quiz's slides stay blank

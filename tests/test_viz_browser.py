@@ -45,8 +45,10 @@ def open_stepper(browser, tmp_path):
         page_html, _ = stepper_page(scene_for(spec), make_options(), interval_ms=250)
         path.write_text(page_html, encoding="utf-8")
         page = browser.new_page(viewport={"width": 1200, "height": 800})
-        page.errors, page.dialogs = [], []
+        page.errors, page.dialogs, page.requests = [], [], []
         page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.on("request", lambda r: page.requests.append(r.url)
+                if not r.url.startswith("file:") else None)
         page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
         page.route("**/*", lambda route: route.abort()
                    if not route.request.url.startswith("file:") else route.continue_())
@@ -126,6 +128,7 @@ def test_hostile_names_are_shown_as_text_and_never_run(open_stepper):
     assert HOSTILE[0] in stage and "back\\slash\\N" in stage
     assert page.evaluate("document.querySelectorAll('script').length") == 2
     assert not page.dialogs and not page.errors
+    assert page.requests == []  # the stepper asks the network for nothing
 
 
 # ---- each edge's gradient appears at the frame that derives it (issue 13 item 7) -----
@@ -195,7 +198,7 @@ def test_each_gradient_appears_at_the_frame_that_derives_it(open_stepper, exampl
             first = ["val_v0"] if example == "neuron" else ["br_v0_0", "br_v0_1", "val_v0"]
             assert page.evaluate(VISIBLE_VALUES) == first
         page.keyboard.press("ArrowRight")
-    assert not page.errors
+    assert not page.errors and page.requests == []
 
 
 # ---- the quiz stepper ------------------------------------------------------------------

@@ -255,7 +255,7 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
             color = t.value if mask.shows_value(v) else HIDDEN
             rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
     if name:
-        rows += _note_rows(opts, f"v:{v}")
+        rows += _note_rows(opts, f"v:{v}", mask.shows_value(v))
     return rows
 
 
@@ -264,8 +264,8 @@ def _blank(t: Theme) -> str:
     return _row(_font("?", "white", 9), border="1", color=t.muted, width="40", height="14")
 
 
-def _note_rows(opts: Options, key: str) -> list[str]:
-    return [_row(_font(esc(text), role_color(opts.theme, role), 9))
+def _note_rows(opts: Options, key: str, shown: bool = True) -> list[str]:
+    return [_row(_font(esc(text), role_color(opts.theme, role) if shown else HIDDEN, 9))
             for text, role in opts.notes.get(key, ())]
 
 
@@ -277,7 +277,8 @@ def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
         return [_blank(opts.theme)]
     color = opts.theme.grad if mask.shows_grad(key) else HIDDEN
     cell = _font(esc(fmt_grad(g, opts.digits)), color)
-    cell += "".join(" " + _font(esc(text), role_color(opts.theme, role))
+    cell += "".join(" " + _font(esc(text), role_color(opts.theme, role)
+                                if color != HIDDEN else HIDDEN)
                     for text, role in opts.notes.get(f"g:{key}", ()))
     return [_row(cell)]
 

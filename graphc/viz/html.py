@@ -32,11 +32,14 @@ def frame_sources(sc: Scene, opts: Options, slides: bool = False,
     """The frames (the pass's, then `extra`: a training step's) and their DOT sources; on
     slides the caption is drawn under the title. Notes appear only on frames that ask."""
     fs = frames(sc, opts.digits) + list(extra)
+    # a training step's notes (inside param boxes) wait for its frames; marks and memory
+    # notes sit beside numbers, and are hidden with them until they are computed
+    passive = {k: v for k, v in opts.notes.items() if not k.startswith("u:")}
     sources = []
     for f in fs:
         o = Options(**{**opts.__dict__, "title": slides,
                        "caption": (f.title, *f.caption) if slides else (),
-                       "notes": opts.notes if f.notes else {}})
+                       "notes": opts.notes if f.notes else passive})
         sources.append(draw(sc, o, f.mask).source)
     return fs, sources
 
