@@ -72,7 +72,7 @@ def scene_for(graph_or_model: Any, trace: Any = None, *, view: str = "values",
 def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
         digits: int = 2, rankdir: str = "auto", title: bool = True,
-        inputs: Mapping[str, Any] | None = None) -> graphviz.Digraph:
+        inputs: Mapping[str, Any] | None = None, **views: Any) -> graphviz.Digraph:
     """`graphc.viz`: a diagram of a graph (a Graph, a Model, or anything `graphc.load`
     accepts), traced by the NumPy reference when no trace is given and it can be run.
 
@@ -80,13 +80,34 @@ def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values:
     "backward" (the derived backward graph, Σ and sum_to nodes included).
     collapse: draw each layer as one box (True), as a cluster of its primitives (False),
     or decide by size (None). inputs: values for the spec's inputs when no trace is
-    given (the spec's "value" defaults fill in the rest).
+    given (the spec's "value" defaults fill in the rest). Teaching views (docs/viz.md):
+    quiz=True (quiz_part="backward", quiz_nodes=[...]), check_grads=True,
+    step_diff=True / show_state=True (optimizer="sgd:lr=0.1", steps=1), memory=True (batch).
     """
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
                         rankdir=rankdir, title=title)
+    unknown = sorted(set(views) - set(VIEW_OPTIONS))
+    if unknown:
+        raise TypeError(f"viz() got unknown options {unknown}; teaching views: "
+                        f"{', '.join(VIEW_OPTIONS)}")
+    if views.get("step_diff") or views.get("show_state"):
+        graph, model = load_graph(graph_or_model)
+        graph_or_model = model or reference(graph)
     sc = scene_for(graph_or_model, trace, view=view, collapse=collapse, inputs=inputs,
-                   compute=values or grads)
+                   compute=values or grads or bool(views))
+    if any(views.values()):
+        from graphc.runtime import Model
+
+        model = graph_or_model if isinstance(graph_or_model, Model) else None
+        quiz = {k: views.pop(k) for k in ("quiz", "quiz_part", "quiz_nodes") if k in views}
+        opts = teaching(sc, opts, model, inputs=inputs, **views)[0]
+        if quiz.get("quiz"):
+            opts = teaching(sc, opts, **quiz)[0]
     return draw_view(sc, opts, view, collapse)
+
+
+VIEW_OPTIONS = ("quiz", "quiz_part", "quiz_nodes", "check_grads", "optimizer", "step_diff",
+                "steps", "show_state", "memory", "batch", "dtype")
 
 
 def teaching(sc: Scene, opts: Any, model: Any = None, *, quiz: bool = False,

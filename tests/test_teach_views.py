@@ -216,3 +216,17 @@ def test_frames_for_slides_carry_each_view(examples, tmp_path):
     last = ET.parse(tmp_path / "q" / "frame_022.svg").getroot()
     texts = {"".join(e.itertext()) for e in last.iter()}
     assert not NEURON_ANSWERS & texts  # a quiz's slides stay blank
+
+
+def test_each_view_from_python(examples):
+    n = examples / "neuron.json"
+    assert "step: -3.00 → -2.61" in graphc.viz(n, step_diff=True, optimizer="sgd:lr=1").source
+    quiz = graphc.viz(n, quiz=True).source
+    assert not any(x in quiz for x in NEURON_ANSWERS)
+    assert "0.73" in graphc.viz(n, quiz=True, quiz_part="backward").source
+    assert graphc.viz(n, check_grads=True).source.count("✓") == 13
+    assert "exp_avg" in graphc.viz(n, show_state=True, optimizer="adam").source
+    assert "kept 196.0 KiB" in graphc.viz(examples / "mnist_mlp.json", memory=True,
+                                          batch=64).source
+    with pytest.raises(TypeError, match="unknown options"):
+        graphc.viz(n, qiz=True)
