@@ -262,8 +262,7 @@ class DataParallel:
         except Exception as e:
             done = self._recover(opt)
             raise self._error(e, "reading the params back failed", done) from None
-        self.model.params = params
-        opt.load_state_dict(state)
+        self._install(opt, params, state)
 
     def _recover(self, opt: Any) -> int | None:
         """After a failure: the driver takes the state of the last step the workers
@@ -280,9 +279,14 @@ class DataParallel:
         self.close()
         if best is None:
             return None
-        self.model.params = best[1]
-        opt.load_state_dict(best[2])
+        self._install(opt, best[1], best[2])
         return best[0]
+
+    def _install(self, opt: Any, params: dict, state: dict) -> None:
+        hyper = dict(opt.hyper)  # the driver's schedule may have moved on since that step
+        self.model.params = params
+        opt.load_state_dict(state)
+        opt.hyper.update(hyper)
 
     def _error(self, e: BaseException, what: str, done: int | None = None) -> GraphcError:
         cause = getattr(e, "cause", None)
