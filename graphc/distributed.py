@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import math
 import os
+import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -78,12 +80,21 @@ class Worker:
         self.opt = optim.from_spec(opt_spec)
         self.opt.load_state_dict(opt_state)
         self.names = list(self.model.params)
+        self.fused = getattr(self.model.backend, "train_step", None) is not None
+        self.updates: dict[tuple, Any] = {}
+        if self.fused and mode == "gradients":
+            self.names = [name for name, _, _ in self._trainer().module.PARAMS]
         self.sent = 0
         self.pending: dict = {}
+        self.busy: deque[float] = deque(maxlen=100_000)  # s of compute per step (benchmarks)
         self.committed = self._state()
 
     def ready(self) -> int:
         return os.getpid()
+
+    def compute_times(self) -> list[float]:
+        """Seconds each step spent computing here (send and apply, not waiting)."""
+        return list(self.busy)
 
     def _state(self) -> tuple[int, dict, dict]:
         return (self.opt.t, copy.deepcopy(self.model.params),
@@ -102,6 +113,13 @@ class Worker:
 
     # the compiled graph's three methods -----------------------------------------------
     def send(self, msg: dict) -> tuple[float, np.ndarray | None]:
+        t0 = time.perf_counter()
+        try:
+            return self._send(msg)
+        finally:
+            self.t_send = time.perf_counter() - t0
+
+    def _send(self, msg: dict) -> tuple[float, np.ndarray | None]:
         self.sent += 1
         if self.fail_at is not None and self.sent == self.fail_at:
             os._exit(1)  # tests: a worker process dying in the middle of a step
@@ -134,20 +152,48 @@ class Worker:
     def apply(self, reduced: tuple[float, Any]) -> float:
         from graphc.optim import clip_gradients
 
+        t0 = time.perf_counter()
         loss, flat = reduced
         msg = self.pending
         if self.mode == "gradients":
-            grads = self._unflat(flat)
-            clip_gradients(grads, msg["clip_grad_norm"], msg["clip_grad_value"])
             self.opt.hyper.update(msg["hyper"])
-            self.opt.step(self.model.params, grads)
+            if self.fused:
+                self._compiled_update(np.array(flat), msg)
+            else:
+                grads = self._unflat(flat)
+                clip_gradients(grads, msg["clip_grad_norm"], msg["clip_grad_value"])
+                self.opt.step(self.model.params, grads)
         elif flat is not None:
             for k, v in self._unflat(flat).items():
                 self.model.params[k][...] = v
             self.committed = self._state()
+        self.busy.append(self.t_send + time.perf_counter() - t0)
         return loss
 
     # helpers --------------------------------------------------------------------------
+    def _compiled_update(self, flat: np.ndarray, msg: dict) -> None:
+        """Clip and update with the compiled backend's own loop over the packed params
+        (NumPy's update of a large model takes as long as its whole fused step)."""
+        tr = self._trainer()
+        tr.state.slots = self.opt.state
+        tr.state.bind(self.model.params)  # params and slots become views of P and S
+        inf = math.inf
+        norm, value = msg["clip_grad_norm"], msg["clip_grad_value"]
+        tr.module.clip_gradients(flat, inf if norm is None else float(norm),
+                                 inf if value is None else float(value))
+        t = self.opt.t + 1
+        tr.module.update(tr.state.P, flat, tr.state.S,
+                         *[float(self.opt.hyper[k]) for k in tr.hyper], float(t))
+        self.opt.t = t
+
+    def _trainer(self) -> Any:
+        from graphc.backends.numba_cpu import Trainer
+
+        lines = tuple(self.opt.update_lines())  # they change when a hyper-parameter hits 0
+        if lines not in self.updates:
+            self.updates[lines] = Trainer(self.model.backend, self.model, self.opt, lines)
+        return self.updates[lines]
+
     def _grad(self, batch: dict, n: int, accumulate: int) -> tuple[float, dict]:
         k = min(n, -(-accumulate // self.size))  # micro-batches no larger than one process's
         if k <= 1:
