@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -54,11 +55,16 @@ def overhead(steps: int, workers: int = 2, batch: int = 64) -> dict:
     rng = np.random.default_rng(1)
     batches = [rng.choice(train.n, batch, replace=False) for _ in range(steps + 20)]
     # one process, for reference: the fused step, and gradient + NumPy update
-    ref = []
+    ref, ref1 = [], []
     for idx in batches:
         t = time.perf_counter()
         m.train_step(opt, **train.batch(idx))
         ref.append(time.perf_counter() - t)
+    with threadpool_limits(1):  # as in a worker (Ray sets OMP_NUM_THREADS=1 per CPU)
+        for idx in batches:
+            t = time.perf_counter()
+            m.train_step(opt, **train.batch(idx))
+            ref1.append(time.perf_counter() - t)
     split = []
     for idx in batches:
         t = time.perf_counter()
@@ -78,6 +84,7 @@ def overhead(steps: int, workers: int = 2, batch: int = 64) -> dict:
     wall_a, busy_a = np.array(wall[20:]), busy[20:]
     return {"params": sum(p.size for p in m.params.values()),
             "one_process_ms": 1e3 * np.median(ref[20:]),
+            "one_thread_ms": 1e3 * np.median(ref1[20:]),
             "grad_and_update_ms": 1e3 * np.median(split[20:]),
             "step_ms": 1e3 * np.median(wall_a), "compute_ms": 1e3 * np.median(busy_a),
             "overhead_ms": 1e3 * np.median(wall_a - busy_a),
@@ -85,11 +92,13 @@ def overhead(steps: int, workers: int = 2, batch: int = 64) -> dict:
             "overhead_p90_ms": 1e3 * np.percentile(wall_a - busy_a, 90)}
 
 
-def throughput(spec: dict, workers: int | None, batch: int, steps: int) -> float:
+def throughput(spec: dict, workers: int | None, batch: int, steps: int,
+               threads: int | None = None) -> float:
     """samples/s of fit's second epoch (the first one loads the compiled modules)."""
     m = graphc.compile(spec)
-    h = m.fit(data(batch * steps), epochs=2, batch_size=batch, workers=workers,
-              optimizer={"name": "adam", "lr": 1e-3})
+    with threadpool_limits(threads):
+        h = m.fit(data(batch * steps), epochs=2, batch_size=batch, workers=workers,
+                  optimizer={"name": "adam", "lr": 1e-3})
     return h["samples_per_s"][-1]
 
 
@@ -108,33 +117,37 @@ def main() -> None:
 
     o = overhead(100 if args.quick else 300)
     print(f"\n## averaging overhead: mnist_mlp ({o['params']:,} params), batch 64, 2 workers")
-    print("| one process, fused step | grad of 32 rows + NumPy Adam | data-parallel step "
-          "| slowest worker's compute | overhead median (p10-p90) |")
+    print("| one process, fused step: BLAS as set / 1 thread | grad of 32 rows + NumPy Adam "
+          "| data-parallel step | slowest worker's compute | overhead median (p10-p90) |")
     print("|---|---|---|---|---|")
-    print(f"| {o['one_process_ms']:.2f} ms | {o['grad_and_update_ms']:.2f} ms | "
-          f"{o['step_ms']:.2f} ms | {o['compute_ms']:.2f} ms | {o['overhead_ms']:.2f} ms "
+    print(f"| {o['one_process_ms']:.2f} / {o['one_thread_ms']:.2f} ms | "
+          f"{o['grad_and_update_ms']:.2f} ms | {o['step_ms']:.2f} ms | "
+          f"{o['compute_ms']:.2f} ms | {o['overhead_ms']:.2f} ms "
           f"({o['overhead_p10_ms']:.2f}-{o['overhead_p90_ms']:.2f}) |")
 
     batch, steps = 512, 6 if args.quick else 12
     spec = mlp(1024)
-    base = throughput(spec, None, batch, steps)
+    as_set = throughput(spec, None, batch, steps)
+    base = throughput(spec, None, batch, steps, threads=1)
     print(f"\n## throughput: 784-1024-1024-10, batch {batch}, Adam, float32 (fit, 2nd epoch "
           f"of {steps} steps)")
-    print("| run | samples/s | vs one process |")
+    print("| run | samples/s | vs one process, 1 BLAS thread |")
     print("|---|---|---|")
-    print(f"| one process (no Ray) | {base:,.0f} | 1.00x |")
+    print(f"| one process, BLAS threads as set | {as_set:,.0f} | {as_set / base:.2f}x |")
+    print(f"| one process, 1 BLAS thread | {base:,.0f} | 1.00x |")
     for n in (1, 2, 4):
         s = throughput(spec, n, batch, steps)
         print(f"| {n} Ray worker{'s' if n > 1 else ''} | {s:,.0f} | {s / base:.2f}x |")
 
     widths = (128, 1024) if args.quick else (64, 256, 512, 1024, 2048)
     print(f"\n## where 2 workers pay: 784-W-W-10, batch {batch}")
-    print("| W | params | one process samples/s | 2 workers samples/s | ratio |")
+    print("| W | params | one process (1 BLAS thread) samples/s | 2 workers samples/s "
+          "| ratio |")
     print("|---|---|---|---|---|")
     for w in widths:
         spec = mlp(w)
         n_params = 784 * w + w + w * w + w + 10 * w + 10
-        one = throughput(spec, None, batch, steps)
+        one = throughput(spec, None, batch, steps, threads=1)
         two = throughput(spec, 2, batch, steps)
         print(f"| {w} | {n_params:,} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |")
     ray.shutdown()

@@ -141,3 +141,25 @@ def test_cli_train_with_workers(tmp_path):
     r = CliRunner().invoke(main, ["train", str(spec), "--data", str(tmp_path / "d.npz"),
                                   "--workers", "0", "-q"])
     assert r.exit_code != 0 and "workers must be a positive integer" in r.output
+
+
+def test_nan_is_diagnosed_as_in_one_process():
+    from graphc.train import TrainingError
+
+    spec = {"graphc": 1, "name": "logs",
+            "inputs": {"x": {"shape": ["B", 2]}, "y": {"shape": ["B"]}},
+            "params": {"w": {"shape": [2], "init": [1.0, 1.0]}},
+            "nodes": [{"id": "z", "op": "matmul", "inputs": ["x", "w"]},
+                      {"id": "logz", "op": "log", "inputs": ["z"]},
+                      {"id": "loss", "op": "mse", "inputs": ["logz", "y"]}],
+            "outputs": ["logz"], "loss": "loss"}
+    d = {"x": np.array([[1.0, 1.0], [2.0, 1.0], [1.0, 0.5], [-3.0, 1.0]]), "y": np.zeros(4)}
+    out = []
+    for workers in (None, 2):
+        m = graphc.compile(spec, backend="numpy", dtype="float64")
+        with pytest.raises(TrainingError) as e:
+            m.fit(d, epochs=2, batch_size=2, shuffle=False, workers=workers,
+                  optimizer={"name": "sgd", "lr": 0.01})
+        out.append((str(e.value), m.params))
+    assert out[0][0] == out[1][0] and "epoch 1, step 2" in out[1][0]
+    _close(out[0][1], out[1][1])
