@@ -1,5 +1,5 @@
 """Scale-out on Ray: the averaging overhead of a data-parallel step, and samples/s of
-`fit(workers=N)` for 1, 2 and 4 workers against one process, measured in the same run.
+data-parallel steps on 1, 2 and 4 workers against one process, measured in the same run.
 
     python benchmarks/bench_scale.py            # a few minutes on 2 cores
     python benchmarks/bench_scale.py --quick    # fewer steps and sizes
@@ -94,12 +94,32 @@ def overhead(steps: int, workers: int = 2, batch: int = 64) -> dict:
 
 def throughput(spec: dict, workers: int | None, batch: int, steps: int,
                threads: int | None = None) -> float:
-    """samples/s of fit's second epoch (the first one loads the compiled modules)."""
+    """samples/s from the median step (robust to the other jobs on a shared machine): one
+    process's fused train_step, or a data-parallel step on `workers` Ray workers."""
     m = graphc.compile(spec)
-    with threadpool_limits(threads):
-        h = m.fit(data(batch * steps), epochs=2, batch_size=batch, workers=workers,
-                  optimizer={"name": "adam", "lr": 1e-3})
-    return h["samples_per_s"][-1]
+    train = datamod.prepare(m, data(batch * 8))
+    opts = {"accumulate": 1, "clip_grad_norm": None, "clip_grad_value": None}
+    opt = optim.Adam(lr=1e-3)
+    rng = np.random.default_rng(2)
+    batches = [rng.choice(train.n, batch, replace=False) for _ in range(steps + 2)]
+    times = []
+    if workers is None:
+        with threadpool_limits(threads):
+            for idx in batches:
+                b = train.batch(idx)
+                t = time.perf_counter()
+                m.train_step(opt, **b)
+                times.append(time.perf_counter() - t)
+        return batch / float(np.median(times[2:]))
+    dp = distributed.DataParallel(m, train, opt, workers)
+    try:
+        for idx in batches:
+            t = time.perf_counter()
+            dp.step(idx, opt, opts)
+            times.append(time.perf_counter() - t)
+    finally:
+        dp.close()
+    return batch / float(np.median(times[2:]))
 
 
 def main() -> None:
@@ -125,12 +145,12 @@ def main() -> None:
           f"{o['compute_ms']:.2f} ms | {o['overhead_ms']:.2f} ms "
           f"({o['overhead_p10_ms']:.2f}-{o['overhead_p90_ms']:.2f}) |")
 
-    batch, steps = 512, 6 if args.quick else 12
+    batch, steps = 512, 8 if args.quick else 20
     spec = mlp(1024)
     as_set = throughput(spec, None, batch, steps)
     base = throughput(spec, None, batch, steps, threads=1)
-    print(f"\n## throughput: 784-1024-1024-10, batch {batch}, Adam, float32 (fit, 2nd epoch "
-          f"of {steps} steps)")
+    print(f"\n## throughput: 784-1024-1024-10, batch {batch}, Adam, float32 (median of "
+          f"{steps} steps)")
     print("| run | samples/s | vs one process, 1 BLAS thread |")
     print("|---|---|---|")
     print(f"| one process, BLAS threads as set | {as_set:,.0f} | {as_set / base:.2f}x |")

@@ -5,6 +5,7 @@ Ray Compiled Graph averages them and every worker applies the same update."""
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 import time
@@ -350,10 +351,15 @@ class DataParallel:
 
     def close(self, kill: bool = True) -> None:
         if self.dag is not None:
+            log = logging.getLogger("ray.dag.compiled_dag_node")
+            level = log.level
+            log.setLevel(logging.CRITICAL)  # after a death Ray logs the cancelled loops' tracebacks
             try:
                 self.dag.teardown()
             except Exception:
                 pass
+            finally:
+                log.setLevel(level)
             self.dag = None
         if kill:
             for w in self.workers:
