@@ -93,9 +93,10 @@ def overhead(steps: int, workers: int = 2, batch: int = 64) -> dict:
 
 
 def throughput(spec: dict, workers: int | None, batch: int, steps: int,
-               threads: int | None = None) -> float:
+               threads: int | None = None) -> tuple[float, float]:
     """samples/s from the median step (robust to the other jobs on a shared machine): one
-    process's fused train_step, or a data-parallel step on `workers` Ray workers."""
+    process's fused train_step, or a data-parallel step on `workers` Ray workers; and the
+    median ms of compute in a step (the slowest worker's, for workers)."""
     m = graphc.compile(spec)
     train = datamod.prepare(m, data(batch * 8))
     opts = {"accumulate": 1, "clip_grad_norm": None, "clip_grad_value": None}
@@ -110,16 +111,18 @@ def throughput(spec: dict, workers: int | None, batch: int, steps: int,
                 t = time.perf_counter()
                 m.train_step(opt, **b)
                 times.append(time.perf_counter() - t)
-        return batch / float(np.median(times[2:]))
+        step = float(np.median(times[2:]))
+        return batch / step, 1e3 * step
     dp = distributed.DataParallel(m, train, opt, workers)
     try:
         for idx in batches:
             t = time.perf_counter()
             dp.step(idx, opt, opts)
             times.append(time.perf_counter() - t)
+        busy = np.array(dp.ray.get([w.compute_times.remote() for w in dp.workers])).max(axis=0)
     finally:
         dp.close()
-    return batch / float(np.median(times[2:]))
+    return batch / float(np.median(times[2:])), 1e3 * float(np.median(busy[2:]))
 
 
 def main() -> None:
@@ -147,17 +150,18 @@ def main() -> None:
 
     batch, steps = 512, 8 if args.quick else 20
     spec = mlp(1024)
-    as_set = throughput(spec, None, batch, steps)
-    base = throughput(spec, None, batch, steps, threads=1)
+    as_set, _ = throughput(spec, None, batch, steps)
+    base, base_ms = throughput(spec, None, batch, steps, threads=1)
     print(f"\n## throughput: 784-1024-1024-10, batch {batch}, Adam, float32 (median of "
           f"{steps} steps)")
-    print("| run | samples/s | vs one process, 1 BLAS thread |")
-    print("|---|---|---|")
-    print(f"| one process, BLAS threads as set | {as_set:,.0f} | {as_set / base:.2f}x |")
-    print(f"| one process, 1 BLAS thread | {base:,.0f} | 1.00x |")
+    print("| run | samples/s | vs one process, 1 BLAS thread | compute a step |")
+    print("|---|---|---|---|")
+    print(f"| one process, BLAS threads as set | {as_set:,.0f} | {as_set / base:.2f}x | |")
+    print(f"| one process, 1 BLAS thread | {base:,.0f} | 1.00x | {base_ms:.1f} ms |")
     for n in (1, 2, 4):
-        s = throughput(spec, n, batch, steps)
-        print(f"| {n} Ray worker{'s' if n > 1 else ''} | {s:,.0f} | {s / base:.2f}x |")
+        s, ms = throughput(spec, n, batch, steps)
+        print(f"| {n} Ray worker{'s' if n > 1 else ''} | {s:,.0f} | {s / base:.2f}x | "
+              f"{ms:.1f} ms (slowest worker) |")
 
     widths = (128, 1024) if args.quick else (64, 256, 512, 1024, 2048)
     print(f"\n## where 2 workers pay: 784-W-W-10, batch {batch}")
@@ -167,8 +171,8 @@ def main() -> None:
     for w in widths:
         spec = mlp(w)
         n_params = 784 * w + w + w * w + w + 10 * w + 10
-        one = throughput(spec, None, batch, steps, threads=1)
-        two = throughput(spec, 2, batch, steps)
+        one, _ = throughput(spec, None, batch, steps, threads=1)
+        two, _ = throughput(spec, 2, batch, steps)
         print(f"| {w} | {n_params:,} | {one:,.0f} | {two:,.0f} | {two / one:.2f}x |")
     ray.shutdown()
 
