@@ -259,6 +259,7 @@ class DataParallel:
         self.size, self.sync_every = int(workers), sync_every
         self.mode = "gradients" if sync_every is None else "params"
         self.model, self.steps = model, 0
+        self.recent: deque[float] = deque(maxlen=5)  # the last steps' wall times
         ray = self.ray = connect(address, self.size)
         from ray.dag import InputNode, MultiOutputNode
 
@@ -292,11 +293,19 @@ class DataParallel:
                "clip_grad_norm": options["clip_grad_norm"],
                "clip_grad_value": options["clip_grad_value"],
                "sync": k is not None and (last_of_epoch or (self.steps + 1) % k == 0)}
+        t0 = time.perf_counter()
         try:
-            losses = self.ray.get(self.dag.execute(msg), timeout=STEP_TIMEOUT_S)
+            ref = self.dag.execute(msg)
+            if len(self.recent) == self.recent.maxlen:
+                # Ray's reader polls without sleeping: on a machine without a core to spare
+                # for the driver it would slow the workers down, so sleep through most of
+                # the step first (half the shortest of the last few)
+                time.sleep(0.5 * min(self.recent))
+            losses = self.ray.get(ref, timeout=STEP_TIMEOUT_S)
         except Exception as e:
             done = self._recover(opt)
             raise self._error(e, f"step {self.steps + 1} of this run failed", done) from None
+        self.recent.append(time.perf_counter() - t0)
         self.steps += 1
         opt.t += 1
         return float(losses[0])
