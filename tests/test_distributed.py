@@ -71,13 +71,21 @@ def test_numpy_backend_equals_one_process_with_every_option():
     assert h1[col] and m2.params["h.W"].dtype == np.float64
 
 
-def test_cpu_backend_equals_one_process():
-    (m1, h1), (m2, h2) = _pair("cpu", epochs=2, batch_size=32,
-                               optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9},
-                               clip_grad_value=0.3)
+def test_cpu_backend_equals_one_process_and_leaves_the_optimizer_as_one_process_does():
+    out = []
+    for workers in (None, 2):
+        m = graphc.compile(SPEC, backend="cpu", dtype="float64")
+        opt = graphc.optim.SGD(lr=0.1, momentum=0.9)
+        h = m.fit(_data(120), epochs=2, batch_size=32, optimizer=opt, clip_grad_value=0.3,
+                  workers=workers)
+        out.append((m, h, opt))
+    (m1, h1, o1), (m2, h2, o2) = out
     _close(m1.params, m2.params)
     np.testing.assert_allclose(h1["loss"], h2["loss"], rtol=1e-11)
     assert h2["loss"][1] < h2["loss"][0]
+    assert o1.t == o2.t == 8
+    _close({k: v["momentum_buffer"] for k, v in o1.state.items()},
+           {k: v["momentum_buffer"] for k, v in o2.state.items()})
 
 
 def test_sync_every_one_with_plain_sgd_is_gradient_averaging():
