@@ -99,11 +99,15 @@ def _pct_or_num(key: str, v: float | None) -> str:
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", type=int, help="Train data-parallel on this many Ray workers "
+              "(pip install 'graphc[ray]'; see docs/scale-out.md).")
+@click.option("--address", metavar="ADDR", help="With --workers: a running Ray cluster "
+              "(auto, ray://HOST:10001); default: a local one.")
 @friendly
 def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, schedule,
               accumulate,
               clip_grad_norm, patience, seed, init_params, output, history, plot, backend,
-              dtype, quiet) -> None:
+              dtype, quiet, workers=None, address=None) -> None:
     """Train SPEC on --data; write the params (-o), the history and a plot."""
     import graphc
     from graphc.data import evaluate, find_head, prepare
@@ -128,7 +132,7 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
                    optimizer=_optimizer(model, optimizer, lr), schedule=_schedule(schedule),
                    accumulate=accumulate,
                    clip_grad_norm=clip_grad_norm, seed=seed, verbose=not quiet,
-                   early_stopping=patience, target=target)
+                   early_stopping=patience, target=target, workers=workers, address=address)
     except TrainingError as e:
         if history and e.history is not None and len(e.history):
             e.history.save(history)
@@ -140,7 +144,8 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
              if k in ("loss", "val_loss") or k.startswith("val_")]
     stop = (f", stopped early; params of the best epoch ({hist.best_epoch})" if restored
             else "")
-    click.echo(f"trained {len(hist)} epochs in {seconds:.1f} s{stop}: {', '.join(parts)}")
+    on = f" on {workers} Ray workers" if workers else ""
+    click.echo(f"trained {len(hist)} epochs{on} in {seconds:.1f} s{stop}: {', '.join(parts)}")
     if test_set is not None:
         head = find_head(model)
         loss, metric = evaluate(model, test_set, head)

@@ -151,7 +151,8 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
         clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
         accumulate: int | None = None, shuffle: bool | None = None, seed: int | None = None,
         verbose: bool = False, early_stopping: Any = None, checkpoint: str | Path | None = None,
-        drop_last: bool | None = None, target: str | None = None) -> History:
+        drop_last: bool | None = None, target: str | None = None, workers: int | None = None,
+        address: str | None = None, sync_every: int | None = None) -> History:
     """Train `model` in place and return its History.
 
     `data` and `validation` are dicts of arrays named after the spec's inputs, or .npz /
@@ -163,6 +164,9 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
     the spec's schedule. `early_stopping` is a patience or
     {"patience", "monitor", "min_delta", "restore_best"}; `checkpoint` is a params file
     written whenever the monitored value improves (never with non-finite params).
+    `workers=N` trains data-parallel on N Ray actors (`address` of a running cluster, else
+    a local one); `sync_every=k` averages params every k local steps instead of gradients
+    every step (see docs/scale-out.md).
     """
     o = train_options(model.graph, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                       schedule=schedule, clip_grad_norm=clip_grad_norm,
@@ -190,15 +194,24 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
     stopper = _EarlyStopping.make(o["early_stopping"], val is not None)
     head = datamod.find_head(model)
     loop = _Loop(model, opt, o, train)
+    if workers is not None or sync_every is not None:
+        from graphc.distributed import DataParallel
+
+        loop.parallel = DataParallel(model, train, opt, 1 if workers is None else workers,
+                                     address, sync_every)
     hist = History(metric=head.metric if head else None, info={
         "model": model.graph.name, "optimizer": opt.to_spec(), "batch_size": o["batch_size"],
         "accumulate": o["accumulate"], "samples": train.n, "backend": model.backend_name,
         "schedule": o["schedule"] if isinstance(o["schedule"], (dict, str)) else
         type(sched).__name__ if sched else None})
+    if loop.parallel is not None:
+        hist.info["workers"] = loop.parallel.size
     bar = _progress(o["epochs"], steps_per_epoch, verbose)
     try:
         for epoch in range(1, o["epochs"] + 1):
             row = loop.epoch(epoch, rng, sched, bar, hist)
+            if loop.parallel is not None:
+                loop.parallel.pull(opt)  # validation, checkpoints and stopping see them
             if not loop.params_finite():
                 loop.diagnose(len(loop.batches_of_epoch) - 1, hist, epoch)
             if val is not None:
@@ -226,6 +239,8 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
             model.params = stopper.best_params
     finally:
         bar.close()
+        if loop.parallel is not None:
+            loop.parallel.close()
     return hist
 
 
@@ -241,12 +256,17 @@ class _Loop:
     """The steps of one epoch, replayable: a snapshot at the epoch's start and the
     hyper-parameters of every step make a bad step reproducible for diagnosis."""
 
+    parallel: Any = None  # a graphc.distributed.DataParallel with workers=N
+    replaying = False  # a diagnosis replays on the driver
+
     def __init__(self, model: Any, opt: Any, o: dict, train: datamod.Dataset):
         self.model, self.opt, self.o, self.train = model, opt, o, train
         self.batches_of_epoch: list[np.ndarray | None] = []
         self.hypers: list[dict[str, float]] = []
 
     def step(self, idx: np.ndarray | None) -> float:
+        if self.parallel is not None and not self.replaying:
+            return self.parallel.step(idx, self.opt, self.o, idx is self.batches_of_epoch[-1])
         batch = self.train.batch(idx)
         o, model = self.o, self.model
         n = self.train.rows(idx)
@@ -298,9 +318,11 @@ class _Loop:
         params, state, t = self.snapshot
         self.model.params = copy.deepcopy(params)
         self.opt.state, self.opt.t = copy.deepcopy(state), t
+        self.replaying = True
         for i in range(upto):
             self.opt.hyper.update(self.hypers[i])
             self.step(self.batches_of_epoch[i])
+        self.replaying = False
         if upto < len(self.hypers):
             self.opt.hyper.update(self.hypers[upto])
 
