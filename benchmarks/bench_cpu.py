@@ -260,6 +260,10 @@ def main() -> None:
     env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(f"graphc {graphc.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, "
           + ", ".join(f"{k}={v}" for k, v in env.items()))
+    from graphc.doctor import blas_warning
+
+    if warning := blas_warning():
+        print(warning)
     gflops = sgemm_gflops()
     print(f"numpy sgemm 2048^3: {gflops:,.0f} GFLOP/s")
     rows = [bench_workload(*w[:5], budget) for w in WORKLOADS

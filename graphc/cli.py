@@ -21,6 +21,7 @@ LAZY_COMMANDS = {
     "viz": "graphc.cli_viz:viz_cmd",
     "train": "graphc.cli_train:train_cmd",
     "lr-find": "graphc.cli_train:lr_find_cmd",
+    "doctor": "graphc.cli_doctor:doctor_cmd",
 }
 
 

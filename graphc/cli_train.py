@@ -120,6 +120,11 @@ def train_cmd(spec, data, val, test, target, epochs, batch_size, lr, optimizer, 
     _check_out(plot, (".png", ".svg", ".pdf"), "a plot")
     _need_matplotlib(plot)
     model = graphc.compile(load_spec(spec), backend=backend, dtype=dtype)
+    if not quiet:
+        from graphc.doctor import blas_warning
+
+        if warning := blas_warning():
+            click.echo(warning, err=True)
     if init_params:
         model.load(init_params)
     if data is None:
