@@ -15,7 +15,8 @@ from pathlib import Path
 
 # OpenBLAS core types by the instruction set their kernels use (higher is faster).
 CORE_RANK = {
-    "katmai": 0, "coppermine": 0, "northwood": 0, "prescott": 0, "atom": 0, "core2": 0, "penryn": 0, "dunnington": 0, "nehalem": 1, "barcelona": 1,
+    "katmai": 0, "coppermine": 0, "northwood": 0, "prescott": 0, "atom": 0, "core2": 0,
+    "penryn": 0, "dunnington": 0, "nehalem": 1, "barcelona": 1,
     "bobcat": 1, "bulldozer": 2, "piledriver": 2, "steamroller": 2, "excavator": 2,
     "sandybridge": 2, "haswell": 3, "zen": 3, "skylakex": 4, "cooperlake": 5,
     "sapphirerapids": 6,
