@@ -188,6 +188,21 @@ def test_checkpoint_is_written_when_the_monitored_value_improves(digits, tmp_pat
     other = _model()
     other.load(path)
     assert set(other.params) == set(m.params)
+    # the file holds the best epoch's params: its validation loss is the one recorded
+    val = _small(digits, 20)
+    best = h.best_epoch
+    assert other.grad(**val)[0] == pytest.approx(h["val_loss"][best - 1], rel=1e-9)
+    if best == h["epoch"][-1]:
+        for k, v in m.params.items():
+            np.testing.assert_array_equal(other.params[k], v)
+    # and training goes on from it exactly as from the params it was saved from
+    again = _model()
+    again.params.update({k: v.copy() for k, v in other.params.items()})
+    h1 = other.fit(_small(digits), epochs=1, seed=5)
+    h2 = again.fit(_small(digits), epochs=1, seed=5)
+    assert h1["loss"] == h2["loss"]
+    for k, v in other.params.items():
+        np.testing.assert_array_equal(again.params[k], v)
 
 
 # ---- NaN and divergence ----------------------------------------------------------------
