@@ -1,4 +1,5 @@
-"""The stability promise, by value: logits of +-1000 through softmax, log-softmax,
+"""Independent oracles for the compiled (cpu) backend: every op against PyTorch
+directly, and the stability promise, by value: logits of +-1000 through softmax, log-softmax,
 cross-entropy, sigmoid, softplus and BCE-with-logits on the cpu and numpy backends, in
 float32 and float64, against closed forms (not against the other backend, and not only
 "finite"). A log-sum-exp that forgets the row maximum gives NaN or inf here."""
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 import graphc
+from tests.torch_refs import COVERED
 
 X = np.array([[1000.0, 0.0, -1000.0, 999.0, 1000.0],
               [-1000.0, -999.0, 5.0, 0.5, -1000.0]])
@@ -59,3 +61,55 @@ def test_extreme_logits_give_the_closed_form_values(backend, dtype):
         scale = max(1.0, float(np.max(np.abs(w))))
         np.testing.assert_allclose(got[k], w, rtol=TOL[dtype], atol=TOL[dtype] * scale,
                                    err_msg=f"{backend} {dtype}: {k}")
+
+
+# ---- every op on the compiled backend against PyTorch directly ------------------------------
+
+try:
+    import torch
+except ImportError:  # tests/ci_guard.py fails CI on this skip
+    torch = None
+
+
+@pytest.fixture(scope="module")
+def cpu_op_results():
+    """The first case of every op torch defines, merged into one spec compiled once on
+    the cpu backend (float64): each output and each input's gradient by case."""
+    from graphc.backends.numba_cpu import CpuBackend
+    from graphc.passes import grad_program
+    from tests.opcases import build, cases
+    from tests.test_cpu_backend import merge
+    parts, meta = [], {}
+    for name in sorted(COVERED):
+        shapes, attrs = cases(name)[0]
+        g, vals = build(name, shapes, attrs, seed=7)
+        parts.append((f"{name}/", g.to_json(), vals))
+        meta[name] = (attrs, vals)
+    spec, values = merge(parts)
+    ref = graphc.compile(spec, backend="numpy", dtype="float64")
+    wrt = [n for n, i in spec["inputs"].items() if not i.get("dtype", "f").startswith("int")]
+    prog = grad_program(ref.program, wrt, keep_outputs=True)
+    names = [*(f"value {o}" for o in prog.outputs), *(f"grad {g}" for g in prog.grads)]
+    got = CpuBackend().compile(prog, ref.dtype, [*prog.outputs.values(),
+                                                 *prog.grads.values()])(ref.feeds(prog, values))
+    return dict(zip(names, got)), meta
+
+
+@pytest.mark.skipif(torch is None, reason="needs torch, the reference (pip install torch)")
+@pytest.mark.parametrize("name", sorted(COVERED))
+def test_cpu_op_matches_torch(cpu_op_results, name):
+    from tests.torch_refs import references
+
+    got, meta = cpu_op_results
+    attrs, vals = meta[name]
+    ins = {k: torch.tensor(v, requires_grad=v.dtype.kind == "f") for k, v in vals.items()
+           if k.startswith("in")}
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in attrs.items()}
+    out = references(torch)[name](*ins.values(), **kwargs)
+    (out * torch.tensor(vals["cot"])).sum().backward()
+    np.testing.assert_allclose(got[f"value {name}/y"], out.detach().numpy(), rtol=1e-10,
+                               atol=1e-12, err_msg=f"{name}: value")
+    for k, t in ins.items():
+        if t.requires_grad:
+            np.testing.assert_allclose(got[f"grad {name}/{k}"], t.grad.numpy(), rtol=1e-9,
+                                       atol=1e-12, err_msg=f"{name}: gradient of {k}")
