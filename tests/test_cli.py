@@ -87,6 +87,8 @@ def test_real_subprocess(examples):
                            str(examples / "fork.json")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["outputs"]["L"] == 5.0
-    help_text = subprocess.run(["graphc", "--help"], capture_output=True, text=True).stdout
+    # this checkout's CLI, not whichever `graphc` is first on PATH
+    help_text = subprocess.run([sys.executable, "-m", "graphc.cli", "--help"],
+                               capture_output=True, text=True).stdout
     for cmd in ("check", "run", "gradcheck", "ops", "schema"):
         assert cmd in help_text

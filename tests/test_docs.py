@@ -154,18 +154,70 @@ def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
         exec(compile(block, f"{page} block {i + 1}", "exec"), {})  # noqa: S102
 
 
-def test_json_specs_in_docs_load():
-    found = 0
+def parse_fragment(block: str):
+    """A JSON block as the docs show it: a whole document, `"key": value` members of an
+    object, or objects one per line (a list's items, with or without commas)."""
+    try:
+        return json.loads(block)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return json.loads("{" + block + "}")
+    except json.JSONDecodeError:
+        pass
+    items, text, decoder = [], block.strip(), json.JSONDecoder()
+    while text:
+        item, end = decoder.raw_decode(text)  # raises: the block is not JSON at all
+        items.append(item)
+        text = text[end:].lstrip().removeprefix(",").lstrip()
+    return items
+
+
+def check_fragment(data) -> str:
+    """Load what a block shows, as the part of a spec it is; returns what it was."""
+    from graphc import optim, schedules
+    from graphc.ops import REGISTRY
+
+    if isinstance(data, dict) and "op" in data:
+        data = [data]
+    if isinstance(data, list):  # nodes
+        for node in data:
+            assert node["op"] in REGISTRY, node
+        return "nodes"
+    if "graphc" in data:
+        graphc.load(data)
+        return "spec"
+    if "train" in data:
+        opt = optim.from_spec(data["train"]["optimizer"])
+        if "schedule" in data["train"]:
+            schedules.from_spec(data["train"]["schedule"], opt, epochs=5, steps_per_epoch=3)
+        return "train"
+    if "schedule" in data:
+        schedules.from_spec(data["schedule"], optim.SGD(lr=0.1), epochs=50)
+        return "schedule"
+    if "inputs" in data or "params" in data:
+        inputs = data.get("inputs", {"x": {"shape": []}})
+        first = next(k for k, v in inputs.items() if v.get("dtype", "float") == "float32"
+                     or "dtype" not in v)
+        graphc.load({"graphc": 1, "name": "fragment", "inputs": inputs,
+                     "params": data.get("params", {}),
+                     "nodes": [{"id": "o", "op": "neg", "inputs": [first]}],
+                     "outputs": ["o"]})
+        return "inputs/params"
+    raise AssertionError(f"a JSON block the docs test does not know how to check: {data}")
+
+
+def test_json_blocks_in_docs_parse_and_load():
+    """Every JSON block, whole specs and fragments alike: none is skipped."""
+    kinds = []
     for page in [*PAGES, ROOT / "examples" / "README.md"]:
-        for block in blocks(read(page), "json"):
+        for i, block in enumerate(blocks(read(page), "json")):
             try:
-                data = json.loads(block)
-            except json.JSONDecodeError:
-                continue  # a fragment of a spec, shown for one key
-            if isinstance(data, dict) and "graphc" in data:
-                graphc.load(data)
-                found += 1
-    assert found >= 4
+                kinds.append(check_fragment(parse_fragment(block)))
+            except Exception as e:
+                raise AssertionError(f"{page.name}, JSON block {i + 1}: {e}") from e
+    assert kinds.count("spec") >= 4
+    assert {"nodes", "train", "schedule", "inputs/params"} <= set(kinds)
 
 
 # ---- links --------------------------------------------------------------------------------

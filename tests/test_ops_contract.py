@@ -109,7 +109,10 @@ def test_stable_for_large_inputs(name):
         assert np.all(np.isfinite(t.grads["x"])), (name, dtype, t.grads["x"])
 
 
-def test_grad_program_for_each_op_only_holds_known_ops():
-    graph, values = build("cross_entropy", ((4, 5), "labels:(4,)"), {})
-    prog = grad_program(graphc.compile(graph, backend="numpy").program, ["in0"])
-    assert {n.op for n in prog} <= {*REGISTRY, "input", "param", "const"}
+@pytest.mark.parametrize("name,shapes,attrs", CASES)
+def test_grad_program_for_each_op_only_holds_known_ops(name, shapes, attrs):
+    graph, values = build(name, shapes, attrs)
+    wrt = [k for k in values if k.startswith("in") and values[k].dtype.kind == "f"]
+    prog = grad_program(graphc.compile(graph, backend="numpy").program, wrt)
+    assert {n.op for n in prog} <= {*REGISTRY, "input", "param", "const"}, name
+    assert set(prog.grads) >= set(wrt), name

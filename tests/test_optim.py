@@ -11,7 +11,12 @@ from graphc import optim
 from graphc.errors import SpecError
 from graphc.ops.registry import EXPR_FUNCTIONS
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # the torch-free tests below still run; tests/ci_guard.py fails CI on it
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch, the reference "
+                                 "(pip install torch); see tests/test_optim_by_hand.py")
 
 TORCH_SLOT = {"state_sum": "sum"}  # graphc slot name -> torch state key, where they differ
 
@@ -61,6 +66,7 @@ def _run_both(name, kwargs, steps=7, dtype=np.float64, lr_at=None):
         yield step, opt, ours, topt, theirs
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kwargs", CASES, ids=lambda c: str(c))
 def test_matches_torch_step_for_step(name, kwargs):
     for step, opt, ours, topt, theirs in _run_both(name, kwargs):
@@ -75,6 +81,7 @@ def test_matches_torch_step_for_step(name, kwargs):
     assert opt.t == step + 1
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kwargs", [CASES[2], CASES[8], CASES[12], CASES[16]],
                          ids=lambda c: str(c))
 def test_float32_matches_torch(name, kwargs):
@@ -84,6 +91,7 @@ def test_float32_matches_torch(name, kwargs):
             np.testing.assert_allclose(ours[k], tp.detach().numpy(), rtol=2e-5, atol=2e-6)
 
 
+@needs_torch
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
 def test_changing_lr_between_steps_takes_effect(name):
     kwargs = {"lr": 0.01, "momentum": 0.9} if name != "Adam" else {"lr": 0.01}
@@ -173,6 +181,7 @@ def test_from_spec_errors_name_the_place(spec, words):
         assert w in str(e.value)
 
 
+@needs_torch
 @pytest.mark.parametrize("max_norm,max_value", [(0.5, None), (None, 0.3), (0.5, 0.3),
                                                  (100.0, None)])
 def test_clipping_matches_torch_nn_utils(max_norm, max_value):
@@ -245,9 +254,12 @@ def _compare(ours, theirs, opt, topt, steps, what):
         assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15), \
             f"{what}: lr after {step} steps"
         m, tm = _momentum(opt, topt)
-        assert m == pytest.approx(tm, rel=1e-12), f"{what}: momentum after {step} steps"
+        assert (m is None) == (tm is None), f"{what}: momentum {m} vs torch's {tm}"
+        if tm is not None:  # Adagrad has none; pytest >= 9.2 refuses None == approx(None)
+            assert m == pytest.approx(tm, rel=1e-12), f"{what}: momentum after {step} steps"
 
 
+@needs_torch
 @pytest.mark.parametrize("name,kwargs,opt_name", SCHEDULE_CASES, ids=lambda c: str(c))
 def test_schedule_matches_torch(name, kwargs, opt_name):
     opt, topt = _pair(opt_name)
@@ -257,6 +269,7 @@ def test_schedule_matches_torch(name, kwargs, opt_name):
     _compare(ours, theirs, opt, topt, steps, name)
 
 
+@needs_torch
 def test_sequential_and_chained_match_torch():
     ls = torch.optim.lr_scheduler
     opt, topt = _pair("SGD")
@@ -282,6 +295,7 @@ def test_sequential_and_chained_match_torch():
     _compare(ours, theirs, opt, topt, 12, "warm-up x exponential")
 
 
+@needs_torch
 @pytest.mark.parametrize("kwargs", [
     {"factor": 0.5, "patience": 0},  # new bob
     {"factor": 0.1, "patience": 2, "cooldown": 1, "min_lr": 0.002},
