@@ -19,3 +19,8 @@ EXAMPLES = ROOT / "examples"
 @pytest.fixture
 def examples() -> Path:
     return EXAMPLES
+
+# The CUDA simulator tests need NUMBA_ENABLE_CUDASIM=1 before numba is imported, so they
+# run in a process of their own (tests/test_cuda.py starts it) unless this one is it.
+collect_ignore = [] if os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0") \
+    else ["cuda_sim"]

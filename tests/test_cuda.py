@@ -1,0 +1,105 @@
+"""The CUDA backend's building blocks without a GPU: the simulator layer (in a pytest
+process of its own), PTX for sm_90 of every kernel template with no float64 in float32
+kernels, and the error when neither a GPU nor the simulator is there."""
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.cuda_kernels import catalogue, source
+
+ROOT = Path(__file__).resolve().parent.parent
+SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
+
+
+@pytest.mark.skipif(SIM, reason="this process is the simulator: pytest collects them directly")
+def test_simulator_layer():
+    """tests/cuda_sim/ on Numba's CUDA simulator, in a process that sets the variable
+    before numba is imported."""
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider",
+                        str(ROOT / "tests" / "cuda_sim")], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert re.search(r"\d+ passed", r.stdout) and "skipped" not in r.stdout, r.stdout[-500:]
+
+
+def _ptx_ready():
+    if SIM:
+        return "compile_ptx does not work inside a simulator process"
+    try:
+        from numba import cuda
+
+        def probe(x):
+            x[0] = 1.0
+
+        cuda.compile_ptx(probe, "void(float32[::1])", cc=(9, 0))
+    except Exception as e:  # no NVVM: numba-cuda[cu13] and cuda-toolkit are missing
+        return f"no NVVM for compile_ptx ({type(e).__name__}: pip install " \
+               "'numba-cuda[cu13]==0.30.4' 'cuda-toolkit==13.0.*')"
+    return None
+
+
+F64 = re.compile(r"\.f64\b|%fd\d")  # a float64 instruction or register
+
+
+@pytest.fixture(scope="module")
+def templates():
+    why = _ptx_ready()
+    if why:
+        pytest.skip(why)
+    from graphc.backends import cache
+
+    return cache.load(source(block=128, tile=16), "cuda_templates_ptx", tempfile.mkdtemp())
+
+
+@pytest.mark.parametrize("name,sig", [(n, s) for n, _, s in catalogue()])
+def test_ptx_sm90_without_float64(templates, name, sig):
+    from numba import cuda
+
+    ptx, _ = cuda.compile_ptx(getattr(templates, name).py_func, sig, cc=(9, 0))
+    assert ".target sm_90" in ptx
+    bad = [line.strip() for line in ptx.splitlines() if F64.search(line)]
+    assert not bad, f"{name}: float64 in a float32 kernel: {bad[:5]}"
+
+
+def test_f64_detector_sees_a_python_float_literal(templates):
+    """The check above can fail: a bare 0.5 makes float64 arithmetic."""
+    from numba import cuda
+
+    def leaky(x):
+        x[0] = x[0] * 0.5 + 1e-300
+
+    ptx, _ = cuda.compile_ptx(leaky, "void(float32[::1])", cc=(9, 0))
+    assert any(F64.search(line) for line in ptx.splitlines())
+
+
+def test_no_gpu_no_simulator_is_one_compile_error():
+    code = ("from graphc.backends.cuda.available import require\n"
+            "from graphc.errors import CompileError\n"
+            "try:\n    print(require())\n"
+            "except CompileError as e:\n    print('CompileError:', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120).stdout
+    if out.strip() == "gpu":
+        pytest.skip("this machine has a GPU")
+    assert out.startswith("CompileError:") and "NUMBA_ENABLE_CUDASIM=1" in out, out
+    assert "GPU" in out or "graphc[cuda]" in out, out
+
+
+def test_simulator_set_after_numba_import_is_explained():
+    code = ("import numba, os\nos.environ['NUMBA_ENABLE_CUDASIM'] = '1'\n"
+            "from graphc.backends.cuda.available import require\n"
+            "from graphc.errors import CompileError\n"
+            "try:\n    print(require())\n"
+            "except CompileError as e:\n    print('CompileError:', e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=120).stdout
+    assert out.startswith("CompileError:") and "after numba was imported" in out, out
