@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "train": "graphc.cli_train:train_cmd",
     "lr-find": "graphc.cli_train:lr_find_cmd",
     "doctor": "graphc.cli_doctor:doctor_cmd",
+    "convert": "graphc.cli_convert:convert_cmd",
 }
 
 
@@ -64,9 +65,28 @@ def friendly(fn):
 
 
 def load_spec(path: str):
+    """A Graph from a .json spec or an .onnx model. A `<stem>.params.npz` beside a JSON
+    spec (as `graphc convert` writes) gives its params' values."""
     import graphc
 
-    return graphc.load(Path(path))
+    p = Path(path)
+    if p.suffix.lower() == ".onnx":
+        from graphc import onnx
+
+        return onnx.load(p)
+    graph = graphc.load(p)
+    beside = p.with_name(p.stem + ".params.npz")
+    if p.suffix.lower() == ".json" and beside.exists() and graph.params:
+        from graphc.runtime import read_params
+
+        like = {k: np.zeros(v["shape"]) for k, v in graph.params.items()}
+        for name, value in read_params(beside, like).items():
+            graph.params[name]["init"] = value.tolist()
+        graph._program = None
+        graph = graphc.load(graph.to_json() | {"graphc": 1})
+        graph.source = str(p)
+        click.echo(f"params from {beside}", err=True)
+    return graph
 
 
 def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
