@@ -63,13 +63,33 @@ class Graph:
         return out
 
     def to_json_text(self) -> str:
-        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+        return dumps(self.to_json())
 
     def node(self, node_id: str) -> dict[str, Any]:
         return next(n for n in self.nodes if n["id"] == node_id)
 
     def _repr_svg_(self) -> str | None:  # Jupyter shows a Graph as its diagram
         return DISPLAY(self) if DISPLAY is not None else None
+
+
+def dumps(spec: dict[str, Any]) -> str:
+    """A spec as JSON text laid out as the examples are: one input, param or node a line."""
+    def one(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False)
+
+    order = ["graphc", "name", "doc", "seed", "inputs", "params", "nodes", "outputs", "loss"]
+    keys = sorted(spec, key=lambda k: order.index(k) if k in order else len(order))
+    parts = []
+    for key, value in ((k, spec[k]) for k in keys):
+        if key in ("inputs", "params") and isinstance(value, dict) and value:
+            body = ",\n".join(f"    {one(k)}: {one(v)}" for k, v in value.items())
+            parts.append(f"  {one(key)}: {{\n{body}\n  }}")
+        elif key == "nodes" and isinstance(value, list) and value:
+            body = ",\n".join(f"    {one(n)}" for n in value)
+            parts.append(f"  {one(key)}: [\n{body}\n  ]")
+        else:
+            parts.append(f"  {one(key)}: {one(value)}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
 def parse_text(text: str, source: str | None = None) -> dict[str, Any]:
