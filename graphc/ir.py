@@ -17,7 +17,11 @@ Shape = tuple[Dim, ...]
 FLOAT = "float"  # a float of the model's compile dtype (float32 or float64)
 INT_DTYPES = ("int32", "int64")
 FLOAT_DTYPES = ("float32", "float64")
-SOURCE_OPS = ("input", "param", "const")
+# values a Program does not compute: inputs, params, constants, state buffers, the
+# train/evaluation mode (1.0 / 0.0; passes.specialize makes it a constant) and the
+# training step that random draws are keyed by
+SOURCE_OPS = ("input", "param", "const", "state", "mode", "step")
+FED_OPS = ("input", "param", "state", "mode", "step")  # given to a backend as arrays
 
 
 def format_shape(shape: Shape) -> str:
@@ -93,6 +97,13 @@ class Program:
     # forward id -> [(consumer id, id of that consumer's gradient contribution)]
     contributions: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     param_init: dict[str, Any] = field(default_factory=dict)  # spec name -> init spec
+    # non-trainable buffers (batch norm's running statistics): spec name -> id, their
+    # initial values, and what a training call writes into each (name -> id of the value)
+    state: dict[str, str] = field(default_factory=dict)
+    state_init: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, str] = field(default_factory=dict)
+    mode: str | None = None  # id of the `mode` node, if an op reads it
+    step: str | None = None  # id of the `step` node, if a random draw reads it
     doc: str | None = None
     seed: int = 0
     counter: int = 0  # next free node number
@@ -119,10 +130,16 @@ class Program:
             self, nodes=dict(self.nodes), inputs=dict(self.inputs), params=dict(self.params),
             outputs=dict(self.outputs), grads=dict(self.grads), grad_map=dict(self.grad_map),
             contributions={k: list(v) for k, v in self.contributions.items()},
-            param_init=dict(self.param_init))
+            param_init=dict(self.param_init), state=dict(self.state),
+            state_init=dict(self.state_init), updates=dict(self.updates))
         if nodes is not None:
             new.nodes = {n.id: n for n in nodes}
         return new
+
+    def fed(self) -> list[str]:
+        """Ids of the values a backend is given besides params: inputs, state, step."""
+        extra = [i for i in (self.mode, self.step) if i is not None and i in self.nodes]
+        return [*self.inputs.values(), *self.state.values(), *extra]
 
     def by_name(self) -> dict[str, str]:
         """Spec name -> id for every named forward value."""
@@ -136,4 +153,5 @@ class Program:
         return users
 
     def dump(self) -> str:
-        return "\n".join(n.describe() for n in self)
+        updates = [f"update {name!r} = {i}" for name, i in self.updates.items()]
+        return "\n".join([n.describe() for n in self] + updates)

@@ -19,7 +19,7 @@ from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError, did_you_mean
 from graphc.ir import FLOAT, FLOAT_DTYPES, Program, format_shape
 from graphc.optim import clip_gradients
-from graphc.passes import forward_program, grad_program, prune
+from graphc.passes import forward_program, grad_program, prune, specialize
 from graphc.spec import Graph
 
 
@@ -47,7 +47,12 @@ class Trace:
 
 
 class Model:
-    """A graph compiled for one backend and dtype, holding its params."""
+    """A graph compiled for one backend and dtype, holding its params and state.
+
+    `forward`, `evaluate` and `trace` evaluate; `grad` and `train_step` train: each takes
+    `training=True|False` to choose. Training calls write the spec's state updates into
+    `state` and advance `step`, the counter that random draws are keyed by.
+    """
 
     def __init__(self, graph: Graph, backend: str = "cpu", dtype: str = "float32",
                  **options: Any):
@@ -60,6 +65,8 @@ class Model:
         self.backend = backends.get(backend, **options)
         self.options = options
         self.params: dict[str, np.ndarray] = init_params(self.program, self.dtype)
+        self.state: dict[str, np.ndarray] = init_state(self.program, self.dtype)
+        self.step = 0  # training calls so far: the `step` of random draws
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
         self._names: dict[Any, list[str]] = {}
@@ -70,31 +77,55 @@ class Model:
                 f"backend={self.backend_name!r}, dtype={self.dtype.name!r}>")
 
     # programs ------------------------------------------------------------------------
-    def grad_program(self, wrt: Iterable[str] = ()) -> Program:
-        key = ("grad", tuple(sorted(wrt)))
+    def mode_program(self, training: bool) -> Program:
+        """The forward program specialized to training or evaluation."""
+        key = ("mode", bool(training))
         if key not in self._programs:
-            self._programs[key] = grad_program(self.program, key[1], keep_outputs=False)
+            prog = specialize(self.program, bool(training))
+            self._programs[key] = prune(prog, [*prog.outputs.values(),
+                                               *([prog.loss] if prog.loss else [])])
+        return self._programs[key]
+
+    def grad_program(self, wrt: Iterable[str] = (), training: bool = True) -> Program:
+        key = ("grad", tuple(sorted(wrt)), bool(training))
+        if key not in self._programs:
+            self._programs[key] = grad_program(self.mode_program(training), key[1],
+                                               keep_outputs=False)
         return self._programs[key]
 
     def _fn(self, key: Any, program: Program, results: list[str]):
+        """The compiled function of `results` and then the values of the state updates."""
         if key not in self._compiled:
+            results = [*results, *program.updates.values()]
             self._compiled[key] = self.backend.compile(program, self.dtype, results)
         return self._compiled[key]
 
+    def _call(self, key: Any, program: Program, results: list[str], inputs: Mapping[str, Any],
+              training: bool) -> list[np.ndarray]:
+        """Run `results` of `program`; a training call then updates the state and step."""
+        out = self._fn(key, program, results)(self.feeds(program, inputs))
+        if training:
+            n = len(out) - len(program.updates)
+            for name, value in zip(program.updates, out[n:]):
+                self.state[name] = value
+            out = out[:n]
+            self.step += 1
+        return out
+
     # running -------------------------------------------------------------------------
-    def forward(self, **inputs: Any) -> dict[str, np.ndarray]:
+    def forward(self, *, training: bool = False, **inputs: Any) -> dict[str, np.ndarray]:
         """The spec's outputs by name (inputs only the loss reads, such as labels, may be
         left out)."""
-        return self.evaluate(list(self.program.outputs), **inputs)
+        return self.evaluate(list(self.program.outputs), training=training, **inputs)
 
-    def evaluate(self, names: Iterable[str] | None = None, /,
+    def evaluate(self, names: Iterable[str] | None = None, /, *, training: bool = False,
                  **inputs: Any) -> dict[str, np.ndarray]:
         """Forward values by spec name: `names` may hold outputs, the loss and any named
         node (composite internals too); by default the outputs and the loss."""
-        fwd = self.program
+        fwd = self.mode_program(training)
         if names is None:
             names = [*fwd.outputs, *([self.graph.loss] if fwd.loss is not None else [])]
-        key = ("evaluate", tuple(names))
+        key = ("evaluate", tuple(names), bool(training))
         if key not in self._programs:  # checked and pruned once per set of names
             names = list(dict.fromkeys(names))
             known = fwd.by_name()
@@ -104,33 +135,38 @@ class Model:
                     raise InputError(f"no value named {n!r} in the model"
                                      + (f" ({hint})" if hint else ""))
             self._programs[key] = prune(fwd, [known[n] for n in names])
-            self._fn(key, self._programs[key], [known[n] for n in names])
             self._names[key] = names
         prog, names = self._programs[key], self._names[key]
-        fn = self._compiled[key]
-        return dict(zip(names, fn(self.feeds(prog, inputs))))
+        results = [prog.by_name()[n] for n in names]
+        return dict(zip(names, self._call(key, prog, results, inputs, training)))
 
-    def grad(self, wrt: Iterable[str] = (), **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
+    def grad(self, wrt: Iterable[str] = (), *, training: bool = True,
+             **inputs: Any) -> tuple[float, dict[str, np.ndarray]]:
         """The loss and its gradients for every param (and for the inputs in `wrt`)."""
         wrt = tuple(wrt)
-        prog = self.grad_program(wrt)
+        prog = self.grad_program(wrt, training)
         results = [prog.loss, *prog.grads.values()]
-        fn = self._fn(("grad", tuple(sorted(wrt))), prog, results)
-        loss, *grads = fn(self.feeds(prog, inputs))
+        key = ("grad", tuple(sorted(wrt)), bool(training))
+        loss, *grads = self._call(key, prog, results, inputs, training)
         return float(loss), dict(zip(prog.grads, grads))
 
     def train_step(self, optimizer: Any, *, clip_grad_norm: float | None = None,
-                   clip_grad_value: float | None = None, **inputs: Any) -> float:
+                   clip_grad_value: float | None = None, training: bool = True,
+                   **inputs: Any) -> float:
         """One forward, backward and update; returns the loss before the update.
 
         Gradients are clipped first when asked, as torch.nn.utils.clip_grad_norm_ /
-        clip_grad_value_ do. Compiled backends run all of it as one call.
+        clip_grad_value_ do. Compiled backends run all of it as one call (for now, only
+        for models without state or random draws).
         """
         fused = getattr(self.backend, "train_step", None)
-        if fused is not None:
-            return fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
+        prog = self.grad_program((), training)
+        if fused is not None and training and not prog.updates and prog.step is None:
+            loss = fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
                          clip_grad_value=clip_grad_value)
-        loss, grads = self.grad(**inputs)
+            self.step += 1
+            return loss
+        loss, grads = self.grad(training=training, **inputs)
         clip_gradients(grads, clip_grad_norm, clip_grad_value)
         optimizer.step(self.params, grads)
         return loss
@@ -141,13 +177,16 @@ class Model:
 
         return fit(self, data, **options)
 
-    def trace(self, wrt: Iterable[str] | None = None, **inputs: Any) -> Trace:
+    def trace(self, wrt: Iterable[str] | None = None, *, training: bool = False,
+              **inputs: Any) -> Trace:
         """Run the NumPy reference and keep every value and gradient, node by node.
 
         Gradients are taken for every param and, unless `wrt` says otherwise, every
-        float input (a lecture's backprop figure shows the inputs' gradients too).
+        float input (a lecture's backprop figure shows the inputs' gradients too). With
+        `training=True` it shows what the next training call computes (the same random
+        draws) without changing `state` or `step`.
         """
-        fwd = self.program
+        fwd = self.mode_program(training)
         if fwd.loss is not None:
             if wrt is None:
                 wrt = [n for n, i in fwd.inputs.items() if fwd[i].dtype == FLOAT]
@@ -178,24 +217,36 @@ class Model:
 
     # inputs --------------------------------------------------------------------------
     def feeds(self, program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Arrays by node id for the program's inputs and params, checked against the spec."""
-        return {**bind_inputs(self.graph, program, inputs, self.dtype),
-                **{program.params[k]: v for k, v in self.params.items() if k in program.params}}
+        """Arrays by node id for the program's inputs, params, state and step, the inputs
+        checked against the spec."""
+        feeds = {**bind_inputs(self.graph, program, inputs, self.dtype),
+                 **{program.params[k]: v for k, v in self.params.items() if k in program.params},
+                 **{program.state[k]: v for k, v in self.state.items() if k in program.state}}
+        if program.step is not None:
+            feeds[program.step] = np.asarray(self.step, np.int64)
+        return feeds
 
     # params --------------------------------------------------------------------------
     def reset_params(self, seed: int | None = None) -> None:
         self.params = init_params(self.program, self.dtype, seed)
 
+    def reset_state(self) -> None:
+        self.state = init_state(self.program, self.dtype)
+        self.step = 0
+
     def save(self, path: str | Path) -> None:
-        """Write the params to an .npz file (one array per param, by name)."""
+        """Write the params and the state to an .npz file (one array each, by name)."""
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **self.params)
+        np.savez(tmp, **self.params, **self.state)
         tmp.replace(path)
 
     def load(self, path: str | Path) -> None:
-        """Read params written by `save` (or `graphc train`); checks names and shapes."""
+        """Read params and state written by `save` (or `graphc train`); checks names and
+        shapes."""
         self.params = read_params(path, self.params)
+        if self.state:
+            self.state = read_params(path, self.state, "state buffer")
 
 
 def init_params(program: Program, dtype: np.dtype,
@@ -206,7 +257,14 @@ def init_params(program: Program, dtype: np.dtype,
             for name, i in program.params.items()}
 
 
-def read_params(path: str | Path, like: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def init_state(program: Program, dtype: np.dtype) -> dict[str, np.ndarray]:
+    return {name: initializers.initialize(program.state_init[name], tuple(program[i].shape),
+                                          program.seed, name, dtype)
+            for name, i in program.state.items()}
+
+
+def read_params(path: str | Path, like: Mapping[str, np.ndarray],
+                what: str = "param") -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as f:
             stored = {k: f[k] for k in f.files}
@@ -217,9 +275,9 @@ def read_params(path: str | Path, like: Mapping[str, np.ndarray]) -> dict[str, n
     out = {}
     for name, old in like.items():
         if name not in stored:
-            raise InputError(f"{path}: has no array for param {name!r}")
+            raise InputError(f"{path}: has no array for {what} {name!r}")
         if stored[name].shape != old.shape:
-            raise InputError(f"{path}: param {name!r} has shape {list(stored[name].shape)}, "
+            raise InputError(f"{path}: {what} {name!r} has shape {list(stored[name].shape)}, "
                              f"the model wants {list(old.shape)}")
         out[name] = stored[name].astype(old.dtype)
     return out

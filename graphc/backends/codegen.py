@@ -25,8 +25,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 
+from graphc.dims import names as dim_names
+from graphc.dims import render as render_dim
 from graphc.errors import CompileError
-from graphc.ir import Node, Program, Shape
+from graphc.ir import SOURCE_OPS, Node, Program, Shape
 from graphc.ops import REGISTRY
 from graphc.ops.registry import numeric_attrs
 
@@ -118,7 +120,7 @@ def broadcast_index(idx: list[str], src: Shape, dst: Shape) -> list[str]:
 
 def kind_of(node: Node) -> str:
     """The kernel kind the planner treats a node as."""
-    if node.op in ("input", "param", "const"):
+    if node.op in SOURCE_OPS:
         return "source"
     op = REGISTRY[node.op]
     k = op.kernel
@@ -211,14 +213,20 @@ class Plan:
             for ax, d in enumerate(self.program[node_id].shape):
                 if isinstance(d, str) and d not in dims:
                     dims[d] = (node_id, ax)
-        for n in self.program:
+        for n in self.program:  # a derived dim (`H - 2`) is computed from its names
             for d in n.shape:
-                if isinstance(d, str) and d not in dims:
-                    raise CompileError(f"dimension {d!r} of node {n.id} comes from no input")
+                for name in dim_names(d):
+                    if name not in dims:
+                        raise CompileError(f"dimension {name!r} of node {n.id} comes from "
+                                           "no input")
         return dims
 
     def dim(self, d: int | str) -> str:
-        return str(d) if isinstance(d, int) else f"d{list(self.dims).index(d)}"
+        if isinstance(d, int):
+            return str(d)
+        if d in self.dims:
+            return f"d{list(self.dims).index(d)}"
+        return render_dim(d, {name: self.dim(name) for name in dim_names(d)})
 
     def size(self, shape: Shape) -> Poly:
         return Poly.of([self.dim(d) for d in shape])
@@ -600,5 +608,6 @@ def elementwise_expr(node: Node, prog: Program, read, idx: list[str],
             else broadcast_index(idx, src, node.shape)
         values[name] = read(a, at)
     for name, axis in k.get("axis_names", {}).items():
-        values[name] = idx[axis]
+        if axis < len(idx):
+            values[name] = idx[axis]
     return substitute(source, values, cast)

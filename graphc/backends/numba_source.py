@@ -69,7 +69,7 @@ class KernelWriter:
         self.plan = plan = Plan(prog, entry.results, cast)
         self.train = entry.train
         used = {a for n in prog for a in n.args} | set(entry.results)
-        self.inputs = [i for i in prog.inputs.values() if i in used]
+        self.inputs = [i for i in prog.fed() if i in used]  # inputs, state, step
         self.params = list(prog.params.values())
         self.param_offsets: dict[str, Poly] = {}
         off = Poly()

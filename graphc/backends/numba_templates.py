@@ -5,11 +5,13 @@ modules), per-thread workspaces, input checks and the train state."""
 from __future__ import annotations
 
 import os
+import re
 
 import numba
 import numpy as np
 
 import graphc
+from graphc.ops.modes import RNG_NAMES, RNG_SOURCE
 
 JIT = '@njit(cache=True, error_model="numpy", nogil=True)'
 
@@ -62,6 +64,9 @@ def sigmoid(x):
 {jit}
 def softplus(x):
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+{rng}
 
 
 {jit}
@@ -184,7 +189,8 @@ else:
 '''
 
 HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
-                "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d")
+                "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d",
+                *RNG_NAMES)
 
 RUNTIME = '''
 # Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
@@ -238,6 +244,7 @@ def helpers(dtype: np.dtype) -> str:
     """The helpers' source for `dtype` (a module of its own, or pasted into one)."""
     return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
                           tanh=TANH[dtype.name].format(jit=JIT),
+                          rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
                           blas="s" if dtype == np.float32 else "d").strip("\n")
 
 

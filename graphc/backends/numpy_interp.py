@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from graphc.errors import InputError
-from graphc.ir import FLOAT, Program
+from graphc.ir import FED_OPS, FLOAT, Program
 from graphc.ops import REGISTRY
 
 
@@ -18,7 +18,7 @@ def evaluate(program: Program, feeds: Mapping[str, np.ndarray], dtype: np.dtype,
     """Every node's value, by id. `feeds` holds the inputs' and params' arrays by id."""
     values: dict[str, np.ndarray] = {}
     for node in program:
-        if node.op in ("input", "param"):
+        if node.op in FED_OPS:
             if node.id not in feeds:  # an input nothing here reads (labels, for forward)
                 continue
             v = feeds[node.id]

@@ -7,6 +7,7 @@ from graphc.ops import (  # noqa: F401  (registration happens on import)
     internal,
     linalg,
     losses,
+    modes,
     reductions,
 )
 from graphc.ops.registry import REGISTRY, Attr, Op, get, public_ops

@@ -11,6 +11,7 @@ from typing import Any
 from graphc.errors import SpecError
 from graphc.ir import FLOAT, Node, Program, Shape, format_shape
 from graphc.ops import REGISTRY
+from graphc.ops.modes import rng_key
 from graphc.sugar import Ref
 
 
@@ -21,6 +22,7 @@ class IREmitter:
         self.backward = False  # gradient nodes are anonymous: they have no spec name
         self._consts: dict[float, str] = {}
         self._names: dict[str, int] = {}
+        self.drawn: set[str] = set()  # the names random draws are keyed by
 
     # Emitter protocol ---------------------------------------------------------------
     def shape_of(self, ref: Ref) -> Shape:
@@ -72,6 +74,16 @@ class IREmitter:
             self._consts[value] = self.source_node("const", (), FLOAT, None, value=value).id
         return Ref(self, self._consts[value])
 
+    def singleton(self, op: str, dtype: str) -> Ref:
+        """The program's one `mode` (float: 1 training, 0 evaluation) or `step` node."""
+        node_id = getattr(self.program, op)
+        if node_id is None:
+            outer, self.group = self.group, None
+            node_id = self.source_node(op, (), dtype, None).id
+            self.group = outer
+            setattr(self.program, op, node_id)
+        return Ref(self, node_id)
+
     # Naming -------------------------------------------------------------------------
     def _auto_name(self, op: str) -> str | None:
         """Nodes inside a composite are named `<layer>.<op>` (then `_1`, `_2`, ...)."""
@@ -120,3 +132,53 @@ class Layer:
         program.params[full] = ref.id
         program.param_init[full] = init
         return ref
+
+    def state(self, name: str, shape: Shape, init: Any) -> Ref:
+        """A non-trainable buffer `<layer>.<name>` (e.g. a running mean): `init` as for a
+        param; `Model.state` holds it; training calls write what `update` says into it."""
+        from graphc import init as initializers
+
+        full = f"{self.id}.{name}"
+        program = self.emitter.program
+        if full in program.state or full in program.params:
+            raise ValueError(f"state {full!r} is defined twice")
+        if not all(isinstance(d, int) for d in shape):
+            raise ValueError(f"state {full!r} needs a known shape, got {format_shape(shape)}")
+        try:
+            initializers.check(init, shape)
+        except ValueError as e:
+            raise ValueError(f"{full}: {e}") from None
+        ref = self.emitter.source_node("state", shape, FLOAT, full)
+        program.state[full] = ref.id
+        program.state_init[full] = init
+        return ref
+
+    def update(self, state: Ref, value: Ref) -> None:
+        """After a training call, the buffer `state` holds `value` (evaluation leaves
+        it alone)."""
+        program = self.emitter.program
+        node = program[state.id]
+        if node.op != "state":
+            raise ValueError(f"update: {node.name or node.id} is not a state buffer")
+        if program[value.id].shape != node.shape:
+            raise ValueError(f"update of state {node.name!r}: value has shape "
+                             f"{format_shape(program[value.id].shape)}, the buffer "
+                             f"{format_shape(node.shape)}")
+        program.updates[node.name] = value.id
+
+    def mode(self) -> Ref:
+        """A scalar: 1.0 in training, 0.0 in evaluation. Choose with `select(mode, a, b)`;
+        passes.specialize turns it into a constant and keeps only the chosen side."""
+        return self.emitter.singleton("mode", FLOAT)
+
+    def random(self, like: Ref, name: str = "random") -> Ref:
+        """Uniform numbers in [0, 1) shaped like `like`, new at each training step and the
+        same on every backend and in every process (keyed by seed, `<layer>.<name>`)."""
+        full = f"{self.id}.{name}"
+        drawn = self.emitter.drawn
+        if full in drawn:
+            raise ValueError(f"random: {full!r} draws twice; give each draw its own name")
+        drawn.add(full)
+        step = self.emitter.singleton("step", "int64")
+        key = rng_key(self.emitter.program.seed, full)
+        return self.emitter.emit("random", [step, like], {"key": key, "ndim": like.ndim})

@@ -9,16 +9,23 @@ from graphc.passes.autodiff import differentiate
 from graphc.passes.lower import lower
 from graphc.passes.prune import prune
 from graphc.passes.simplify import simplify
+from graphc.passes.specialize import specialize
 from graphc.spec import Graph
 
-PASSES = ("lower", "differentiate", "simplify", "prune")
+PASSES = ("lower", "specialize", "differentiate", "simplify", "prune")
 
 
-def forward_program(graph: Graph, dump: Callable[[str, Program], None] | None = None) -> Program:
-    """Lowered forward graph computing the outputs and the loss."""
+def forward_program(graph: Graph, dump: Callable[[str, Program], None] | None = None,
+                    training: bool | None = None) -> Program:
+    """Lowered forward graph computing the outputs, the loss and the state updates; with
+    `training` True or False, specialized to that mode (None: the mode stays a node)."""
     prog = lower(graph)
     if dump:
         dump("lower", prog)
+    if training is not None:
+        prog = specialize(prog, training)
+        if dump:
+            dump("specialize", prog)
     keep = [*prog.outputs.values(), *([prog.loss] if prog.loss else [])]
     prog = prune(prog, keep)
     if dump:
