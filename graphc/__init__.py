@@ -17,12 +17,19 @@ __version__ = "0.1.0"
 
 
 def load(src: Any) -> Graph:
-    """A validated Graph from a spec file path, JSON text, a dict, or a Graph."""
+    """A validated Graph from a spec file path, JSON text, a dict, or a Graph; a path
+    ending in .onnx is read by graphc.onnx."""
+    import os
+
     from graphc import spec
     from graphc.passes import lower
 
     if isinstance(src, Graph):
         return src
+    if isinstance(src, (str, os.PathLike)) and str(src).lower().endswith(".onnx"):
+        from graphc import onnx
+
+        return onnx.load(src)
     data, source = spec.read(src)
     graph = spec.from_dict(data, source)
     lower(graph)  # every semantic and shape check happens here, once, at load time
@@ -57,6 +64,14 @@ from graphc.builder import Builder  # noqa: E402  (needs the names above)
 # Graph in Jupyter go through the driver graphc.teach, which runs the NumPy reference
 viz.DRIVER = _viz
 _spec.DISPLAY = _repr_svg
+
+def __getattr__(name: str) -> Any:
+    if name == "onnx":  # graphc.onnx needs the optional onnx package: imported on first use
+        import importlib
+
+        return importlib.import_module("graphc.onnx")
+    raise AttributeError(f"module 'graphc' has no attribute {name!r}")
+
 
 __all__ = ["Builder", "CompileError", "F", "Graph", "GraphcError", "InputError", "SpecError",
            "compile", "load", "optim", "schedules", "viz", "__version__"]

@@ -70,11 +70,7 @@ def load_spec(path: str):
     import graphc
 
     p = Path(path)
-    if p.suffix.lower() == ".onnx":
-        from graphc import onnx
-
-        return onnx.load(p)
-    graph = graphc.load(p)
+    graph = graphc.load(p)  # an .onnx path is read by graphc.onnx
     beside = p.with_name(p.stem + ".params.npz")
     if p.suffix.lower() == ".json" and beside.exists() and graph.params:
         from graphc.runtime import read_params

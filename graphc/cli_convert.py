@@ -39,8 +39,8 @@ def convert_cmd(src: str, dst: str, outputs: tuple[str, ...], inline: bool,
         _json_to_onnx(src, dst, params_path, opset)
     else:
         raise InputError(f"cannot convert {s or 'a file without suffix'} to "
-                         f"{d or 'a file without suffix'}",
-                         hint="graphc convert model.onnx spec.json, or spec.json model.onnx")
+                         f"{d or 'a file without suffix'}: graphc converts model.onnx to "
+                         "spec.json and spec.json to model.onnx")
 
 
 def _onnx_to_json(src: str, dst: str, outputs: list[str] | None, inline: bool) -> None:

@@ -144,7 +144,7 @@ def test_spec_md_covers_every_key():
     assert "graphc schema" in text
 
 
-@pytest.mark.parametrize("page", ["index.md", "python-api.md"])
+@pytest.mark.parametrize("page", ["index.md", "python-api.md", "onnx.md"])
 def test_python_blocks_run(page, tmp_path, monkeypatch, capsys):
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     monkeypatch.chdir(tmp_path)
