@@ -32,6 +32,9 @@ ATTR_CASES: dict[str, list[dict]] = {
     "dense": [{"units": 3, "activation": "tanh", "init": "normal"},
               {"units": 2, "use_bias": False}],
     "swish": [{"beta": 1.5}],
+    "dropout": [{"p": 0.4}, {"p": 0.0}],
+    "batch_norm": [{}, {"momentum": 0.5, "eps": 0.01}],
+    "flatten": [{}, {"start_axis": 2}],
 }
 
 # Input shapes per op, several cases each; elementwise binary cases broadcast.
@@ -48,6 +51,8 @@ SHAPE_CASES: dict[str, list[tuple]] = {
     "l1_penalty": [((2, 3), (4,))], "l2_penalty": [((3,), (2, 2), ())],
     "dense": [((4, 5),)], "l1_loss": [((2, 3), (2, 3))], "huber": [((2, 3), (2, 3))],
     "swish": [((2, 3),), ((2, 3), ())], "prelu": [((2, 3), (3,))],
+    "dropout": [((3, 4),)], "flatten": [((2, 3, 2, 2),)],
+    "batch_norm": [((4, 3),), ((3, 2, 2, 3),), ((4, 3), (3,), (3,))],
 }
 
 

@@ -22,9 +22,11 @@ def _bind(program, values):
 def test_shape_rule_matches_reference(name, shapes, attrs):
     graph, values = build(name, shapes, attrs)
     model = graphc.compile(graph, backend="numpy", dtype="float64")
-    values_by_id = evaluate(model.program, {**model.feeds(model.program, values)}, np.float64)
-    for node in model.program:
-        assert values_by_id[node.id].shape == node.shape, (node.describe())
+    for training in (False, True):  # (the programs differ for ops with modes)
+        program = model.mode_program(training)
+        values_by_id = evaluate(program, model.feeds(program, values), np.float64)
+        for node in program:
+            assert values_by_id[node.id].shape == node.shape, (node.describe())
 
 
 @pytest.mark.parametrize("name,shapes,attrs", CASES)
@@ -32,7 +34,7 @@ def test_vjp_against_finite_differences(name, shapes, attrs):
     graph, values = build(name, shapes, attrs)
     model = graphc.compile(graph, backend="numpy", dtype="float64")
     wrt = [k for k in values if k.startswith("in") and values[k].dtype.kind == "f"]
-    _, grads = model.grad(wrt=wrt, **values)
+    _, grads = _grad(model, wrt=wrt, **values)
     targets = {**{k: values[k] for k in wrt}, **model.params}
     eps = 1e-6
     for key, base in targets.items():
@@ -48,14 +50,20 @@ def test_vjp_against_finite_differences(name, shapes, attrs):
                                    err_msg=f"{name}: gradient of {key}")
 
 
+def _grad(model, wrt=(), **values):
+    """A training call at step 0: random draws (dropout's masks) are the same each time."""
+    model.step = 0
+    return model.grad(wrt=wrt, **values)
+
+
 def _loss(model, key, value, values):
     if key in model.params:
         saved, model.params[key] = model.params[key], value
         try:
-            return model.grad(**values)[0]
+            return _grad(model, **values)[0]
         finally:
             model.params[key] = saved
-    return model.grad(**{**values, key: value})[0]
+    return _grad(model, **{**values, key: value})[0]
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
@@ -113,6 +121,6 @@ def test_stable_for_large_inputs(name):
 def test_grad_program_for_each_op_only_holds_known_ops(name, shapes, attrs):
     graph, values = build(name, shapes, attrs)
     wrt = [k for k in values if k.startswith("in") and values[k].dtype.kind == "f"]
-    prog = grad_program(graphc.compile(graph, backend="numpy").program, wrt)
-    assert {n.op for n in prog} <= {*REGISTRY, "input", "param", "const"}, name
+    prog = grad_program(graphc.compile(graph, backend="numpy").mode_program(True), wrt)
+    assert {n.op for n in prog} <= {*REGISTRY, "input", "param", "const", "state", "step"}, name
     assert set(prog.grads) >= set(wrt), name

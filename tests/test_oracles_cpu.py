@@ -88,7 +88,7 @@ def cpu_op_results():
     spec, values = merge(parts)
     ref = graphc.compile(spec, backend="numpy", dtype="float64")
     wrt = [n for n, i in spec["inputs"].items() if not i.get("dtype", "f").startswith("int")]
-    prog = grad_program(ref.program, wrt, keep_outputs=True)
+    prog = grad_program(ref.mode_program(False), wrt, keep_outputs=True)
     names = [*(f"value {o}" for o in prog.outputs), *(f"grad {g}" for g in prog.grads)]
     got = CpuBackend().compile(prog, ref.dtype, [*prog.outputs.values(),
                                                  *prog.grads.values()])(ref.feeds(prog, values))

@@ -11,7 +11,8 @@ COVERED = frozenset({
     "square", "abs", "reciprocal", "sigmoid", "tanh", "relu", "leaky_relu", "prelu", "elu",
     "silu", "gelu", "mish", "softplus", "swish", "matmul", "transpose", "reshape", "concat",
     "sum", "mean", "max", "softmax", "log_softmax", "mse", "sse", "l1_loss", "huber",
-    "cross_entropy", "binary_cross_entropy", "bce_with_logits", "l1_penalty", "l2_penalty"})
+    "cross_entropy", "binary_cross_entropy", "bce_with_logits", "l1_penalty", "l2_penalty",
+    "flatten", "dropout", "batch_norm"})
 
 
 def references(torch) -> dict:
@@ -39,7 +40,19 @@ def references(torch) -> dict:
         return torch.amax(x, dim=axes, keepdim=keepdims)
 
 
+    def _batch_norm(x, gamma=None, beta=None, momentum=0.1, eps=1e-5):
+        # evaluation mode, as traces run: the running statistics at their initial values
+        c = x.shape[1]
+        ones = torch.ones(c, dtype=x.dtype)
+        return tF.batch_norm(x, torch.zeros(c, dtype=x.dtype), ones,
+                             ones if gamma is None else gamma,
+                             torch.zeros(c, dtype=x.dtype) if beta is None else beta,
+                             training=False, momentum=momentum, eps=eps)
+
     return {
+        "flatten": lambda x, start_axis=1: torch.flatten(x, start_axis),
+        "dropout": lambda x, p=0.5: tF.dropout(x, p, training=False),
+        "batch_norm": _batch_norm,
         "add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div,
         "pow": torch.pow, "maximum": torch.maximum, "minimum": torch.minimum,
         "neg": torch.neg, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt,

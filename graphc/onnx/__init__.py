@@ -69,22 +69,23 @@ def load(src: Any, outputs: list[str] | None = None):
 def export(model: Any, path: str | Path | None = None, *, opset: int | None = None,
            loss: bool = False, dtype: str | None = None):
     """The ONNX model of a Graph (params from its initializers) or a Model (its current
-    params): the forward graph in evaluation mode. Written to `path` when given;
+    params and state): the forward graph in evaluation mode. Written to `path` when given;
     `loss=True` adds the loss as an output."""
     onnx = _need_onnx()
     from graphc.onnx.writer import OPSET, write
-    from graphc.passes import forward_program, prune
-    from graphc.runtime import Model, init_params
+    from graphc.passes import forward_program, prune, specialize
+    from graphc.runtime import Model, init_params, init_state
 
     if isinstance(model, Model):
-        program, params, float_type = model.program, model.params, dtype or model.dtype.name
+        program, float_type = model.mode_program(False), dtype or model.dtype.name
+        params = {**model.params, **model.state}
     else:
         from graphc import load as load_graph
 
         graph = load_graph(model)
-        program = forward_program(graph)
+        program = specialize(forward_program(graph), False)
         float_type = dtype or "float32"
-        params = init_params(program, float_type)
+        params = {**init_params(program, float_type), **init_state(program, float_type)}
     keep = [*program.outputs.values(), *([program.loss] if loss and program.loss else [])]
     program = prune(program.copy(), keep)
     if not loss:

@@ -68,7 +68,7 @@ class Writer:
         a = n.attrs
         if n.op == "input":
             return
-        if n.op == "param":
+        if n.op in ("param", "state"):  # state: batch norm's running statistics
             self.inits.append(numpy_helper.from_array(
                 np.asarray(self.params[n.name], dtype=self.float), out))
         elif n.op == "const":
@@ -133,7 +133,7 @@ def write(program: Program, params: dict[str, np.ndarray], float_type: str = "fl
     inputs = []
     used = {a for n in program for a in n.args} | set(program.outputs.values())
     for n in program:
-        if n.op in ("input", "param") and n.id not in used and n.id != program.loss:
+        if n.op in ("input", "param", "state") and n.id not in used and n.id != program.loss:
             continue  # e.g. the labels, when the loss is left out
         w.name(n)
         if n.op == "input":

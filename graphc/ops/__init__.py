@@ -9,6 +9,7 @@ from graphc.ops import (  # noqa: F401  (registration happens on import)
     losses,
     modes,
     reductions,
+    regularization,
 )
 from graphc.ops.registry import REGISTRY, Attr, Op, get, public_ops
 

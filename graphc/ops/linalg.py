@@ -126,3 +126,33 @@ register(Op(name="concat", family="linalg", inputs=("x*",), symbol="concat", kin
             gradient="dx_i = the slice of g that x_i filled",
             attrs={"axis": Attr("axis", 0)}, shape=_concat_shape, kernel={"concat": True},
             ref=lambda *xs, axis: np.concatenate(xs, axis=axis), grad=_concat_grad))
+
+
+def _flatten(xs, at, layer):
+    (x,) = xs
+    start = at["start_axis"]
+    if not -x.ndim <= start < max(x.ndim, 1):
+        raise ValueError(f"flatten's start_axis {start} is out of range for "
+                         f"{format_shape(x.shape)}")
+    start %= x.ndim
+    head, rest = list(x.shape[:start]), x.shape[start:]
+    if not all(isinstance(d, int) for d in rest):
+        raise ValueError(f"flatten needs known sizes from axis {start} on, got "
+                         f"{format_shape(x.shape)}")
+    size = numel(tuple(rest))
+    if all(isinstance(d, int) for d in head):
+        return F.reshape(x, shape=[*head, size])
+    symbolic = [i for i, d in enumerate(head) if not isinstance(d, int)]
+    if len(symbolic) > 1:
+        raise ValueError(f"flatten keeps one symbolic dimension before axis {start}, got "
+                         f"{format_shape(x.shape)}")
+    head[symbolic[0]] = -1  # reshape infers it back
+    return F.reshape(x, shape=[*head, size])
+
+
+register(Op(name="flatten", family="linalg", inputs=("x",), symbol="flatten",
+            kind="composite", expand=_flatten,
+            formula="y = x with the axes from start_axis on merged: [N, C, H, W] -> "
+                    "[N, C*H*W]",
+            gradient="dx = g reshaped to x's shape",
+            attrs={"start_axis": Attr("int", 1, doc="the first axis merged")}))
