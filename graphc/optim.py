@@ -67,8 +67,10 @@ class Optimizer:
             return
 
         def update_lines(self: Optimizer) -> list[str]:
-            key = (make, tuple(v for v in vars(self).values() if isinstance(v, bool)),
-                   tuple(v == 0.0 for v in self.hyper.values()))
+            # tuples of lists, not of generators: a generator's tuple is resized, which
+            # keeps the interpreter's tuple free lists churning (tracemalloc sees growth)
+            key = (make, tuple([v for v in vars(self).values() if isinstance(v, bool)]),
+                   tuple([v == 0.0 for v in self.hyper.values()]))
             lines = self._lines.get(key)
             if lines is None:
                 lines = self._lines[key] = tuple(make(self))

@@ -74,10 +74,11 @@ def merge(parts: list[tuple[str, dict, dict]]) -> tuple[dict, dict]:
 
 def compare_all(spec: dict, values: dict, dtype: str) -> dict[str, float]:
     """Every output and every gradient (params and float inputs) by name: the relative
-    error of the CPU backend against the reference, from one compiled kernel."""
+    error of the CPU backend against the reference, from one compiled kernel. The training
+    mode's program: it has the random draws and the state updates evaluation drops."""
     ref = graphc.compile(spec, backend="numpy", dtype=dtype)
     wrt = [n for n, i in spec["inputs"].items() if not i.get("dtype", "f").startswith("int")]
-    prog = grad_program(ref.program, wrt, keep_outputs=True)
+    prog = grad_program(ref.mode_program(True), wrt, keep_outputs=True)
     results = [*prog.outputs.values(), prog.loss, *prog.grads.values()]
     names = [*(f"value {o}" for o in prog.outputs), "loss", *(f"grad {g}" for g in prog.grads)]
     feeds = ref.feeds(prog, values)
