@@ -29,7 +29,7 @@ T = "tests/"
 # module (under graphc/) -> the test files that cover it
 MODULES: dict[str, list[str]] = {
     "optim.py": [T + "test_optim_by_hand.py", T + "test_optim.py"],
-    "schedules.py": [T + "test_optim.py"],
+    "schedules.py": [T + "test_schedules_by_hand.py", T + "test_optim.py"],
     "ops/elementwise.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
     "ops/activations.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
     "ops/losses.py": [T + "test_ops_contract.py", T + "test_ops_torch.py",
