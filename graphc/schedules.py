@@ -13,7 +13,7 @@ import inspect
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from graphc.errors import SpecError, did_you_mean
@@ -215,6 +215,37 @@ class CosineAnnealingLR(Schedule):
     def closed_form(self) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (
             1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+
+
+class LambdaLR(Schedule):
+    """base lr x lr_lambda(epoch), for a schedule written as a Python function (so it is
+    not in SCHEDULES: a JSON spec cannot hold a function)."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]):
+        if not callable(lr_lambda):
+            raise TypeError(f"lr_lambda must be a function of the epoch, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer)
+
+    def get_lr(self) -> float:
+        return self.base_lr * self.lr_lambda(self.last_epoch)
+
+    closed_form = get_lr
+
+    def state_dict(self) -> dict[str, Any]:
+        # as in torch, a plain function is not saved; the caller builds it again
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambda"}
+
+
+class MultiplicativeLR(LambdaLR):
+    """lr x lr_lambda(epoch) every epoch after the first (torch's MultiplicativeLR)."""
+
+    def get_lr(self) -> float:
+        if self._is_initial or self.last_epoch <= 0:
+            return self.optimizer.lr
+        return self.optimizer.lr * self.lr_lambda(self.last_epoch)
+
+    closed_form = None
 
 
 class SequentialLR(Schedule):

@@ -59,3 +59,12 @@ def test_builder_layer_param_follows_rename_and_needs_a_layer():
     assert s.id == b.spec["nodes"][-1]["id"]
     with pytest.raises(graphc.SpecError, match="no layer named 'nope'"):
         b.param("nope.W")
+
+
+def test_fit_takes_a_lambda_schedule():
+    m = graphc.compile("examples/logistic_regression.json", backend="numpy")
+    opt = graphc.optim.SGD(lr=0.1)
+    sched = graphc.schedules.LambdaLR(opt, lambda e: 0.5 ** e)
+    data = {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float), "y": np.array([0, 0, 0, 1.])}
+    hist = m.fit(data, epochs=3, batch_size=4, optimizer=opt, schedule=sched)
+    assert [r["lr"] for r in hist.rows] == pytest.approx([0.1, 0.05, 0.025])

@@ -370,3 +370,23 @@ def test_onecycle_refuses_to_cycle_a_momentum_the_update_lacks():
         schedules.OneCycleLR(optim.SGD(lr=0.1), max_lr=1.0, total_steps=5)
     with pytest.raises(ValueError, match="no momentum or beta1"):
         schedules.OneCycleLR(optim.Adagrad(), max_lr=1.0, total_steps=5)
+
+
+@needs_torch
+@pytest.mark.parametrize("name,fn", [
+    ("LambdaLR", lambda e: 0.95 ** e),
+    ("LambdaLR", lambda e: min(1.0, (e + 1) / 4) * (0.5 if e >= 8 else 1.0)),  # warm-up, drop
+    ("MultiplicativeLR", lambda e: 0.9),
+    ("MultiplicativeLR", lambda e: 1.0 if e % 3 else 0.5),
+], ids=["lambda-exp", "lambda-warmup", "mult-const", "mult-every-3"])
+def test_function_schedules_match_torch(name, fn):
+    opt, topt = _pair("SGD")
+    ours = getattr(schedules, name)(opt, fn)
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, fn)
+    _compare(ours, theirs, opt, topt, 12, name)
+    assert "lr_lambda" not in ours.state_dict()
+
+
+def test_lambda_lr_refuses_a_non_function():
+    with pytest.raises(TypeError, match="lr_lambda must be a function"):
+        schedules.LambdaLR(optim.SGD(lr=0.1), 0.5)
