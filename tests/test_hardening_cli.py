@@ -1,11 +1,15 @@
 """Issue 8's hardening: the builder's layer params, train-object checks, broadcast warnings,
 shape messages, output paths, broken pipes, gradcheck's sampled inputs, stale hypers."""
 
+import json
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import graphc
 from graphc import F
+from graphc.cli import main
 
 
 def _l2_mlp_json():
@@ -68,3 +72,66 @@ def test_fit_takes_a_lambda_schedule():
     data = {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float), "y": np.array([0, 0, 0, 1.])}
     hist = m.fit(data, epochs=3, batch_size=4, optimizer=opt, schedule=sched)
     assert [r["lr"] for r in hist.rows] == pytest.approx([0.1, 0.05, 0.025])
+
+
+def _small_mlp(optimizer):
+    spec = _l2_mlp_json()
+    spec["nodes"] = spec["nodes"][:3]
+    spec["loss"] = "ce"
+    spec["train"] = {"optimizer": optimizer}
+    return spec
+
+
+def _compiled_module(tmp_path, spec, name):
+    import importlib.util
+
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({**spec, "name": name}))
+    r = CliRunner().invoke(main, ["compile", str(path), "-o", str(tmp_path / name)])
+    assert r.exit_code == 0, r.output
+    mod_spec = importlib.util.spec_from_file_location(name, tmp_path / name / f"{name}.py")
+    module = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_module_takes_a_weight_decay_set_after_compiling(tmp_path):
+    batch = {"x": np.linspace(-2, 2, 12).reshape(3, 4).astype(np.float32),
+             "y": np.array([0, 2, 1])}
+    later = _compiled_module(tmp_path, _small_mlp({"name": "sgd", "lr": 0.1,
+                                                   "momentum": 0.9}), "later")
+    fresh = _compiled_module(tmp_path, _small_mlp({"name": "sgd", "lr": 0.1, "momentum": 0.9,
+                                                   "weight_decay": 0.5}), "fresh")
+    p_later, p_fresh, p_none = later.init_params(), fresh.init_params(), later.init_params()
+    s_later, s_fresh = later.init_state(p_later), fresh.init_state(p_fresh)
+    s_none = later.init_state(p_none)
+    s_later.hyper["weight_decay"] = 0.5
+    for _ in range(3):
+        later.train_step(p_later, s_later, **batch)
+        fresh.train_step(p_fresh, s_fresh, **batch)
+        later.train_step(p_none, s_none, **batch)
+    for k in p_fresh:
+        np.testing.assert_allclose(p_later[k], p_fresh[k], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(p_none["h1.W"], p_fresh["h1.W"])  # the decay did something
+
+
+def test_generated_module_refuses_a_momentum_it_compiled_out(tmp_path):
+    mod = _compiled_module(tmp_path, _small_mlp({"name": "sgd", "lr": 0.1}), "plain")
+    params = mod.init_params()
+    state = mod.init_state(params)
+    state.hyper["momentum"] = 0.9
+    with pytest.raises(ValueError, match=r"state.hyper\['momentum'\] = 0.9: this module was "
+                       "compiled with momentum 0"):
+        mod.train_step(params, state, x=np.zeros((2, 4), np.float32), y=np.array([0, 1]))
+
+
+def test_optimizer_weight_decay_and_momentum_after_construction():
+    params = {"w": np.ones(3)}
+    opt = graphc.optim.Adam(lr=0.1)
+    opt.hyper["weight_decay"] = 1.0
+    opt.step(params, {"w": np.zeros(3)})
+    assert params["w"][0] < 1.0  # the L2 term alone moved it
+    sgd = graphc.optim.SGD(lr=0.1)
+    sgd.hyper["momentum"] = 0.9
+    with pytest.raises(ValueError, match="momentum was 0 when this SGD was built"):
+        sgd.step(params, {"w": np.zeros(3)})

@@ -328,6 +328,11 @@ def init_state(params, **hyper):
 
 def train_step(params, state, /, **inputs):
     """One forward, backward, clipping and update, in place; returns the loss before it."""
+    for k in FIXED_ZERO:
+        if state.hyper[k] != 0:
+            raise ValueError(f"state.hyper[{k!r}] = {state.hyper[k]}: this module was "
+                             f"compiled with {k} 0, so its update keeps no {k} buffer; "
+                             f"compile again with a {k} (train.optimizer.{k} in the spec)")
     arrays = _inputs(TRAIN_STEP_INPUTS, inputs)
     state.t += 1
     off = math.inf
