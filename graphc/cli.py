@@ -154,6 +154,10 @@ def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32
 
     g = load_spec(spec)
     prog = forward_program(g)
+    if g.train is not None:
+        from graphc.train import check_train
+
+        check_train(g)
     click.echo(f"{g.name}: ok" + (f"  ({g.doc})" if g.doc else ""))
     n_ops = sum(n.op not in ("input", "param", "const") for n in prog)
     click.echo(f"  {len(g.nodes)} spec nodes, {n_ops} primitive ops after expanding layers")

@@ -381,7 +381,11 @@ def from_spec(spec: Any, place: str = "train.optimizer", **overrides: Any) -> Op
         if isinstance(default, float) and (isinstance(value, bool)
                                            or not isinstance(value, (int, float))):
             raise SpecError(f"expected a number, got {value!r}", f"{place}.{key}")
+        if key == "lr" and not (value > 0 and math.isfinite(value)):
+            raise SpecError(f"the learning rate must be a positive number, got {value!r}",
+                            f"{place}.lr", "e.g. 0.001")
     try:
         return cls(**options)
     except ValueError as e:
-        raise SpecError(str(e), place) from None
+        key = str(e).split(" ", 1)[0].split("[")[0]  # messages start with the argument
+        raise SpecError(str(e), f"{place}.{key}" if key in options else place) from None

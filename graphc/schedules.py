@@ -556,26 +556,62 @@ def from_spec(spec: Any, optimizer: Optimizer, *, epochs: int | None = None,
             options.setdefault("steps_per_epoch", steps_per_epoch)
         else:
             options["total_steps"] = total
-    accepted = [k for k in inspect.signature(cls).parameters if k not in ("optimizer", "kwargs")]
+    params = dict(inspect.signature(cls).parameters)
     if key == "newbob":
-        accepted += [k for k in inspect.signature(ReduceLROnPlateau).parameters
-                     if k != "optimizer" and k not in accepted]
+        params = {**inspect.signature(ReduceLROnPlateau).parameters, **params}
+    params = {k: p for k, p in params.items() if k not in ("optimizer", "kwargs")}
+    accepted = list(params)
     for k, v in options.items():
         if k not in accepted:
             raise SpecError(f"{raw} has no argument {k!r}", f"{place}.{k}",
                             did_you_mean(k, accepted) or f"arguments: {', '.join(accepted)}")
-        if isinstance(v, bool) and k not in ("cycle_momentum", "three_phase"):
-            raise SpecError(f"expected a number, got {v!r}", f"{place}.{k}")
+        _check_arg(k, v, params[k].annotation, f"{place}.{k}")
+    missing = [k for k, p in params.items() if p.default is p.empty and k not in options]
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        example = f'{{"name": "{raw}", {_example(missing[0])}}}'
+        raise SpecError(f"{raw} needs {' and '.join(map(repr, missing))}", place,
+                        f"add {them}, e.g. {example}")
     try:
         if key == "chain":
             sched = cls(options.pop("schedulers"), optimizer, **options)
         else:
             sched = cls(optimizer, **options)
     except (TypeError, ValueError) as e:
-        raise SpecError(str(e).replace("__init__() ", ""), place) from None
+        raise SpecError(f"{raw}: {str(e).split('() ', 1)[-1]}", place) from None
     if interval is not None:
         if interval not in ("epoch", "batch"):
             raise SpecError(f"interval must be \"epoch\" or \"batch\", got {interval!r}",
                             f"{place}.interval")
         sched.interval = interval
     return sched
+
+
+EXAMPLES = {"step_size": 10, "milestones": [30, 60], "gamma": 0.5, "T_max": 50, "max_lr": 0.1,
+            "base_lr": 0.001}
+
+
+def _example(arg: str) -> str:
+    return f'"{arg}": {EXAMPLES.get(arg, 1)!r}'
+
+
+def _check_arg(key: str, value: Any, annotation: Any, place: str) -> None:
+    """A schedule argument of the type its signature names, worded for the spec."""
+    kind = str(annotation).replace(" | None", "")
+    if value is None and "None" in str(annotation):
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecError(f"expected true or false, got {value!r}", place)
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise SpecError(f"expected a string, got {value!r}", place)
+    elif kind in ("int", "float"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind == "int" and float(value) != int(value)):
+            what = "an integer" if kind == "int" else "a number"
+            raise SpecError(f"expected {what}, got {value!r}", place)
+    elif kind.startswith(("Iterable[int]", "Sequence[int]")):
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise SpecError(f"expected a list of integers, got {value!r}", place)

@@ -135,3 +135,57 @@ def test_optimizer_weight_decay_and_momentum_after_construction():
     sgd.hyper["momentum"] = 0.9
     with pytest.raises(ValueError, match="momentum was 0 when this SGD was built"):
         sgd.step(params, {"w": np.zeros(3)})
+
+
+# ---- item 6: the train object is checked by `graphc check`, words and places ours ------
+
+def _with_train(tmp_path, train, name="spec"):
+    spec = json.loads(open("examples/logistic_regression.json").read())
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({**spec, "train": train}))
+    return path
+
+
+@pytest.mark.parametrize("train,message", [
+    ({"optimizer": {"name": "sgd", "lr": 0.1, "momentun": 0.9}},
+     "train.optimizer.momentun: SGD has no argument 'momentun' (did you mean 'momentum'?)"),
+    ({"schedule": {"name": "cosin"}},
+     "train.schedule.name: unknown schedule 'cosin' (did you mean 'cosine'?)"),
+    ({"optimizer": {"name": "sgd", "lr": -1}},
+     "train.optimizer.lr: the learning rate must be a positive number, got -1 (e.g. 0.001)"),
+    ({"schedule": {"name": "StepLR"}},
+     "train.schedule: StepLR needs 'step_size' (add it, e.g. "
+     '{"name": "StepLR", "step_size": 10})'),
+    ({"schedule": {"name": "cyclic"}}, "train.schedule: cyclic needs 'base_lr' and 'max_lr'"),
+    ({"schedule": {"name": "step", "step_size": "ten"}},
+     "train.schedule.step_size: expected an integer, got 'ten'"),
+    ({"schedule": {"name": "multistep", "milestones": 3}},
+     "train.schedule.milestones: expected a list of integers, got 3"),
+    ({"epochz": 3}, "train.epochz: unknown training option 'epochz' (did you mean 'epochs'?)"),
+    ({"early_stopping": {"patience": "x"}},
+     "train.early_stopping.patience: expected a non-negative integer, got 'x'"),
+    ({"optimizer": {"name": "adam", "betas": [0.9, 1.5]}},
+     "train.optimizer.betas: betas[1] must lie in [0, 1), got 1.5"),
+])
+def test_check_reports_a_bad_train_object_with_file_and_key(tmp_path, train, message):
+    path = _with_train(tmp_path, train)
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 1
+    assert r.output.startswith(f"error: {path}: {message}"), r.output
+    assert r.output.count("\n") == 1 and "__init__" not in r.output
+    assert "positional argument" not in r.output
+
+
+def test_train_names_the_file_too(tmp_path):
+    path = _with_train(tmp_path, {"schedule": {"name": "StepLR"}})
+    r = CliRunner().invoke(main, ["train", str(path), "-q", "--backend", "numpy"])
+    assert r.exit_code == 1
+    assert f"error: {path}: train.schedule: StepLR needs 'step_size'" in r.output
+
+
+def test_check_accepts_a_good_train_object(tmp_path):
+    path = _with_train(tmp_path, {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+                                  "schedule": {"name": "step", "step_size": 2},
+                                  "early_stopping": {"patience": 3}})
+    r = CliRunner().invoke(main, ["check", str(path)])
+    assert r.exit_code == 0, r.output
