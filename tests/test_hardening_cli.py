@@ -189,3 +189,27 @@ def test_check_accepts_a_good_train_object(tmp_path):
                                   "early_stopping": {"patience": 3}})
     r = CliRunner().invoke(main, ["check", str(path)])
     assert r.exit_code == 0, r.output
+
+
+# ---- item 9: the generated module names the axis that differs and both sizes ---------
+
+@pytest.fixture(scope="module")
+def plain_module(tmp_path_factory):
+    return _compiled_module(tmp_path_factory.mktemp("plain"),
+                            _small_mlp({"name": "sgd", "lr": 0.1}), "plain")
+
+
+def test_generated_module_names_the_axis_that_differs(plain_module):
+    mod = plain_module
+    params = mod.init_params()
+    with pytest.raises(ValueError) as e:
+        mod.forward(params, x=np.zeros((64, 10), np.float32))
+    assert str(e.value) == ("input 'x': expected shape [B, 4], got [64, 10]: axis 1 is 10, "
+                            "the model wants 4")
+    with pytest.raises(ValueError) as e:
+        mod.loss_and_grad(params, x=np.zeros((3, 4), np.float32), y=np.zeros(2, np.int64))
+    assert str(e.value) == ("input 'y': expected shape [B], got [2]: axis 0 (B) is 2, "
+                            "but B is 3 in input 'x'")
+    with pytest.raises(ValueError) as e:
+        mod.forward(params, x=np.zeros(4, np.float32))
+    assert str(e.value) == "input 'x': expected shape [B, 4] (2 axes), got [4] (1 axis)"

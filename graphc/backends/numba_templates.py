@@ -363,13 +363,20 @@ def _inputs(wanted, given):
             a = np.asarray(a, dtype, order="C")
         if not a.flags.writeable:
             a = a.copy()
+        want = "[" + ", ".join(map(str, shape)) + "]"
         if a.ndim != len(shape):
-            raise ValueError(f"input {name!r}: expected {len(shape)} dimensions, "
-                             f"got shape {list(a.shape)}")
-        for d, n in zip(shape, a.shape):
-            if (isinstance(d, int) and d != n) or dims.setdefault(d, n) != n:
-                raise ValueError(f"input {name!r}: expected shape {list(shape)}, got "
-                                 f"{list(a.shape)} (dimension {d!r} is {dims.get(d, d)})")
+            raise ValueError(f"input {name!r}: expected shape {want} ({len(shape)} axes), "
+                             f"got {list(a.shape)} ({a.ndim} {'axis' if a.ndim == 1 else 'axes'})")
+        for axis, (d, n) in enumerate(zip(shape, a.shape)):
+            if isinstance(d, int):
+                if d != n:
+                    raise ValueError(f"input {name!r}: expected shape {want}, got "
+                                     f"{list(a.shape)}: axis {axis} is {n}, the model "
+                                     f"wants {d}")
+            elif dims.setdefault(d, (n, name))[0] != n:
+                raise ValueError(f"input {name!r}: expected shape {want}, got "
+                                 f"{list(a.shape)}: axis {axis} ({d}) is {n}, but {d} is "
+                                 f"{dims[d][0]} in input {dims[d][1]!r}")
         arrays.append(a)
     return arrays
 
