@@ -2,6 +2,7 @@
 shape messages, output paths, broken pipes, gradcheck's sampled inputs, stale hypers."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,8 @@ from click.testing import CliRunner
 import graphc
 from graphc import F
 from graphc.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _l2_mlp_json():
@@ -66,7 +69,7 @@ def test_builder_layer_param_follows_rename_and_needs_a_layer():
 
 
 def test_fit_takes_a_lambda_schedule():
-    m = graphc.compile("examples/logistic_regression.json", backend="numpy")
+    m = graphc.compile(EXAMPLES / "logistic_regression.json", backend="numpy")
     opt = graphc.optim.SGD(lr=0.1)
     sched = graphc.schedules.LambdaLR(opt, lambda e: 0.5 ** e)
     data = {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float), "y": np.array([0, 0, 0, 1.])}
@@ -140,7 +143,7 @@ def test_optimizer_weight_decay_and_momentum_after_construction():
 # ---- item 6: the train object is checked by `graphc check`, words and places ours ------
 
 def _with_train(tmp_path, train, name="spec"):
-    spec = json.loads(open("examples/logistic_regression.json").read())
+    spec = json.loads(open(EXAMPLES / "logistic_regression.json").read())
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps({**spec, "train": train}))
     return path
@@ -213,3 +216,16 @@ def test_generated_module_names_the_axis_that_differs(plain_module):
     with pytest.raises(ValueError) as e:
         mod.forward(params, x=np.zeros(4, np.float32))
     assert str(e.value) == "input 'x': expected shape [B, 4] (2 axes), got [4] (1 axis)"
+
+
+# ---- item 10: -o is a directory; a .py path is refused ---------------------------------
+
+def test_compile_refuses_a_py_output_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["compile", str(EXAMPLES / "neuron.json"), "-o",
+                                  "build/neuron.py"])
+    assert r.exit_code == 1
+    assert r.output == ("error: -o build/neuron.py: expected a directory, not a .py file: "
+                        "graphc compile writes sigmoid_neuron_decomposed.py and "
+                        "sigmoid_neuron_decomposed_params.npz into it (try -o build)\n")
+    assert not (tmp_path / "build").exists()
