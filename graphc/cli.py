@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,17 @@ LAZY_COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def main(self, *args, **kwargs):
+        # output still buffered when a command returns is written at exit: flush it here,
+        # so that a reader that went away (`graphc ops | head -2`) is handled as below
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                broken_pipe()
+
     def list_commands(self, ctx):
         lazy = [n for n, target in LAZY_COMMANDS.items() if _module_exists(target)]
         return sorted([*super().list_commands(ctx), *lazy])
@@ -47,6 +59,18 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def broken_pipe() -> None:
+    """The reader of stdout went away (`graphc check spec.json | head -2`): stop quietly,
+    as the Python docs advise (point stdout at devnull so that the exit's flush cannot fail
+    again), with the status a shell gives a program that SIGPIPE ended (128 + 13)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under CliRunner)
+        pass
+    sys.exit(141)
+
+
 def friendly(fn):
     """Turn graphc's own errors (and file errors) into one `error:` line and exit 1."""
 
@@ -56,6 +80,8 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except GraphcError as e:
             fail(str(e))
+        except BrokenPipeError:
+            broken_pipe()
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
         except KeyboardInterrupt:
@@ -270,6 +296,7 @@ def gradcheck(spec: str, sets: tuple[str, ...], eps: float, tol: float, max_elem
 
 @main.command()
 @click.argument("name", required=False)
+@friendly
 def ops(name: str | None) -> None:
     """The op catalogue with formulas (or one op, by NAME)."""
     from graphc.errors import did_you_mean
@@ -300,6 +327,7 @@ def _default(a) -> str:
 
 
 @main.command()
+@friendly
 def schema() -> None:
     """The JSON Schema of the spec format."""
     from graphc.spec import schema as spec_schema

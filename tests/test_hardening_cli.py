@@ -229,3 +229,27 @@ def test_compile_refuses_a_py_output_path(tmp_path, monkeypatch):
                         "graphc compile writes sigmoid_neuron_decomposed.py and "
                         "sigmoid_neuron_decomposed_params.npz into it (try -o build)\n")
     assert not (tmp_path / "build").exists()
+
+
+# ---- item 11: a reader that goes away early is no error --------------------------------
+
+def test_check_into_a_pipe_closed_early_exits_quietly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    n = 3000  # ~100 KB of output, more than a pipe holds, so the writer meets the closed end
+    spec = {"graphc": 1, "name": "wide", "inputs": {f"x{i}": {"shape": [1]} for i in range(n)},
+            "nodes": [{"id": "s", "op": "add", "inputs": ["x0", "x1"]}], "outputs": ["s"]}
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(spec))
+    env = {**os.environ, "PYTHONPATH": str(EXAMPLES.parent)}
+    proc = subprocess.Popen([sys.executable, "-m", "graphc", "check", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=120)
+    assert first == b"wide: ok\n"
+    assert err == ""  # no "error: Broken pipe", no "Exception ignored"
+    assert rc == 141
