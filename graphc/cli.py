@@ -277,16 +277,23 @@ def _indent(text: str, n: int) -> str:
 def gradcheck(spec: str, sets: tuple[str, ...], eps: float, tol: float, max_elements: int) -> None:
     """Compare analytic gradients with finite differences (float64); exit 1 on a mismatch."""
     from graphc.gradcheck import gradcheck as run_check
+    from graphc.gradcheck import sample_inputs
 
     g = load_spec(spec)
     if g.loss is None:
         raise InputError("the spec has no loss, so there are no gradients to check "
                          '(add "loss": "<name of a scalar node>")')
-    rows = run_check(g, parse_sets(sets), eps=eps, tol=tol, max_elements=max_elements)
-    click.echo(f"{'value':<24} {'checked':>9} {'max abs err':>12} {'max rel err':>12}")
-    for r in rows:
+    inputs, sampled = sample_inputs(g, parse_sets(sets))
+    if sampled:
+        click.echo(f"no values given for {', '.join(sampled)}: checking at seeded random "
+                   "ones (--set NAME=VALUE to choose)")
+    rows = run_check(g, inputs, eps=eps, tol=tol, max_elements=max_elements)
+    counts = [f"{r.checked}/{r.size}" for r in rows]
+    width = max([9, *map(len, counts)])
+    click.echo(f"{'value':<24} {'checked':<{width}} {'max abs err':>12} {'max rel err':>12}")
+    for r, count in zip(rows, counts):
         mark = "ok" if r.ok else "MISMATCH"
-        click.echo(f"{r.name:<24} {r.checked:>4}/{r.size:<4} {r.max_abs:>12.2e} "
+        click.echo(f"{r.name:<24} {count:<{width}} {r.max_abs:>12.2e} "
                    f"{r.max_rel:>12.2e}  {mark}")
     bad = [r.name for r in rows if not r.ok]
     if bad:

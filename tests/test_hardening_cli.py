@@ -253,3 +253,39 @@ def test_check_into_a_pipe_closed_early_exits_quietly(tmp_path):
     assert first == b"wide: ok\n"
     assert err == ""  # no "error: Broken pipe", no "Exception ignored"
     assert rc == 141
+
+
+# ---- item 12: gradcheck samples the inputs it was not given ----------------------------
+
+def test_gradcheck_samples_missing_inputs_and_says_so():
+    r = CliRunner().invoke(main, ["gradcheck", str(EXAMPLES / "mnist_mlp.json")])
+    assert r.exit_code == 0, r.output
+    lines = r.output.split("\n")
+    assert lines[0] == ("no values given for x [3, 784], y [3] (labels 0..9): checking at "
+                        "seeded random ones (--set NAME=VALUE to choose)")
+    assert lines[-2] == "all 5 gradients agree within 1e-05" and lines[-1] == ""
+    assert [ln.split()[0] for ln in lines[2:-2]] == ["hidden.W", "hidden.b", "logits.W",
+                                                    "logits.b", "x"]
+    again = CliRunner().invoke(main, ["gradcheck", str(EXAMPLES / "mnist_mlp.json")])
+    assert again.output == r.output  # seeded
+
+
+def test_sampled_inputs_follow_given_dims_labels_and_domains():
+    from graphc.gradcheck import sample_inputs
+
+    g = graphc.load(EXAMPLES / "mnist_mlp.json")
+    inputs, said = sample_inputs(g, {"x": np.zeros((5, 784))})
+    assert inputs["y"].shape == (5,) and inputs["y"].min() >= 0 and inputs["y"].max() <= 9
+    assert said == ["y [5] (labels 0..9)"]
+    b = graphc.Builder("logs")
+    x = b.input("x", ["B", 2])
+    loss = b.name("loss", F.sum(F.log(x)))
+    inputs, _ = sample_inputs(b.build(outputs=[loss], loss=loss), {})
+    assert inputs["x"].shape == (3, 2) and (inputs["x"] > 0).all()  # log's domain
+
+
+def test_gradcheck_mismatch_and_refusal_lines_end_with_a_newline():
+    r = CliRunner().invoke(main, ["gradcheck", str(EXAMPLES / "neuron.json"), "--tol", "0"])
+    assert r.exit_code == 1 and r.output.endswith("by more than 0\n")
+    r = CliRunner().invoke(main, ["gradcheck", str(EXAMPLES / "activations.json")])
+    assert r.output.endswith("\n")
