@@ -289,3 +289,14 @@ def test_gradcheck_mismatch_and_refusal_lines_end_with_a_newline():
     assert r.exit_code == 1 and r.output.endswith("by more than 0\n")
     r = CliRunner().invoke(main, ["gradcheck", str(EXAMPLES / "activations.json")])
     assert r.output.endswith("\n")
+
+
+# ---- item 13: graphviz-pure comes with graphc ------------------------------------------
+
+def test_graphviz_pure_is_a_default_dependency_and_render_still_names_it():
+    import re
+
+    text = (EXAMPLES.parent / "pyproject.toml").read_text()  # tomllib is Python 3.11+
+    deps = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
+    assert re.search(r'^\s*"graphviz-pure>=', deps, re.M)
+    assert re.search(r'^render = \["graphviz-pure>=[^"]*"\]', text, re.M)
