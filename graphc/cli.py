@@ -8,13 +8,14 @@ import importlib
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from graphc.errors import GraphcError, InputError
+from graphc.errors import GraphcError, InputError, ShapeWarning
 
 # command name -> "module:attribute", imported on first use
 LAZY_COMMANDS = {
@@ -71,13 +72,25 @@ def broken_pipe() -> None:
     sys.exit(141)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """graphc's own warnings as one `warning:` line on stderr; others as Python shows them."""
+    if issubclass(category, ShapeWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        warnings._showwarnmsg_impl(warnings.WarningMessage(message, category, filename,
+                                                           lineno, file, line))
+
+
 def friendly(fn):
-    """Turn graphc's own errors (and file errors) into one `error:` line and exit 1."""
+    """Turn graphc's own errors (and file errors) into one `error:` line and exit 1, and
+    its warnings into `warning:` lines."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except GraphcError as e:
             fail(str(e))
         except BrokenPipeError:
@@ -173,9 +186,13 @@ def main() -> None:
               help="Batch size for --memory (symbolic dimensions).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="Float type for --memory.")
+@click.option("--nodes", "list_nodes", is_flag=True,
+              help="Also list every node (the primitives inside layers too) with its shape.")
 @friendly
-def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32") -> None:
+def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32",
+          list_nodes: bool = False) -> None:
     """Validate SPEC; print its shapes and parameter counts."""
+    from graphc.ir import SOURCE_OPS
     from graphc.passes import forward_program
 
     g = load_spec(spec)
@@ -202,6 +219,13 @@ def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32
         click.echo(f"  {name:<24} {_shape_text(prog[i])}")
     if prog.loss is not None:
         click.echo(f"loss\n  {g.loss:<24} {_shape_text(prog[prog.loss])}")
+    if list_nodes:
+        click.echo("nodes")
+        for node in prog:
+            if node.op not in SOURCE_OPS:
+                args = ", ".join(prog[a].name or a for a in node.args)
+                click.echo(f"  {node.name or node.id:<24} {_shape_text(node):<20} "
+                           f"{node.op}({args})")
     if memory:
         from graphc.teach_views import memory as memory_of
         from graphc.teach_views import memory_text

@@ -300,3 +300,50 @@ def test_graphviz_pure_is_a_default_dependency_and_render_still_names_it():
     deps = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
     assert re.search(r'^\s*"graphviz-pure>=', deps, re.M)
     assert re.search(r'^render = \["graphviz-pure>=[^"]*"\]', text, re.M)
+
+
+# ---- item 8: a broadcast that squares a symbolic dimension is reported -----------------
+
+def _broadcast_spec(y_shape):
+    return {"graphc": 1, "name": "bc",
+            "inputs": {"x": {"shape": ["B", 3]}, "y": {"shape": y_shape}},
+            "nodes": [{"id": "score", "op": "dense", "inputs": ["x"], "attrs": {"units": 1}},
+                      {"id": "prod", "op": "mul", "inputs": ["y", "score"]},
+                      {"id": "loss", "op": "mean", "inputs": ["prod"]}],
+            "outputs": ["score"], "loss": "loss"}
+
+
+SQUARED = ("node 'prod' (mul): y [B] and score [B, 1] broadcast to [B, B], so dimension B "
+           "stands on axes 0 and 1; give the operands the same shape unless a [B, B] result "
+           "is meant")
+
+
+def test_compile_warns_when_a_broadcast_squares_the_batch():
+    from graphc.errors import ShapeWarning
+
+    with pytest.warns(ShapeWarning) as caught:
+        m = graphc.compile(_broadcast_spec(["B"]), backend="numpy")
+    assert [str(w.message) for w in caught] == [SQUARED]
+    assert m.forward(x=np.ones((4, 3)), y=np.ones(4))["score"].shape == (4, 1)  # still runs
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ShapeWarning)
+        graphc.compile(_broadcast_spec(["B", 1]), backend="numpy")  # shapes agree: quiet
+        b = graphc.Builder("pairs")  # [B, B] operands: the result's axes are theirs
+        d = b.input("d", ["B", "B"])
+        graphc.compile(b.build(outputs=[b.name("dd", d * d + F.sum(d, axis=1))]),
+                       backend="numpy")
+
+
+def test_check_prints_the_warning_with_the_file_and_lists_nodes(tmp_path):
+    path = tmp_path / "bc.json"
+    path.write_text(json.dumps(_broadcast_spec(["B"])))
+    r = CliRunner().invoke(main, ["check", str(path), "--nodes"])
+    assert r.exit_code == 0, r.output
+    assert f"warning: {path}: {SQUARED}\n" in r.output
+    nodes = r.output[r.output.index("nodes\n"):].splitlines()[1:]
+    assert [ln.split()[:2] for ln in nodes if ln.startswith("  ")] == [
+        ["score.matmul", "float[B,"], ["score", "float[B,"], ["prod", "float[B,"],
+        ["loss", "float[]"]]
+    assert "  prod                     float[B, B]          mul(y, score)" in nodes
