@@ -347,3 +347,14 @@ def test_check_prints_the_warning_with_the_file_and_lists_nodes(tmp_path):
         ["score.matmul", "float[B,"], ["score", "float[B,"], ["prod", "float[B,"],
         ["loss", "float[]"]]
     assert "  prod                     float[B, B]          mul(y, score)" in nodes
+
+
+# ---- item 18: what the docs say about cuda is what happens ------------------------------
+
+def test_cuda_backend_is_documented_as_not_available_and_is_not():
+    text = (EXAMPLES.parent / "docs" / "python-api.md").read_text()
+    row = next(ln for ln in text.splitlines() if ln.startswith('| `"cuda"` |'))
+    assert "not available yet" in row
+    with pytest.raises(graphc.CompileError) as e:
+        graphc.compile(EXAMPLES / "neuron.json", backend="cuda")
+    assert str(e.value) in row
