@@ -534,6 +534,10 @@ def from_spec(spec: Any, optimizer: Optimizer, *, epochs: int | None = None,
     key = ALIASES.get(key, key)
     if key not in SCHEDULES and key.endswith("lr"):
         key = ALIASES.get(key[:-2], key[:-2])
+    if key in ("lambda", "multiplicative"):
+        raise SpecError(f"{raw!r} takes a Python function, which a spec cannot hold",
+                        f"{place}.name", "build it in Python and pass it to fit, e.g. "
+                        "schedule=graphc.schedules.LambdaLR(opt, lambda e: 0.95 ** e)")
     if key not in SCHEDULES:
         raise SpecError(f"unknown schedule {raw!r}", f"{place}.name",
                         did_you_mean(key, SCHEDULES) or f"choose one of: {', '.join(SCHEDULES)}")

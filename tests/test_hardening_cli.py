@@ -164,6 +164,10 @@ def _with_train(tmp_path, train, name="spec"):
      "train.schedule.step_size: expected an integer, got 'ten'"),
     ({"schedule": {"name": "multistep", "milestones": 3}},
      "train.schedule.milestones: expected a list of integers, got 3"),
+    ({"schedule": {"name": "LambdaLR"}},
+     "train.schedule.name: 'LambdaLR' takes a Python function, which a spec cannot hold "
+     "(build it in Python and pass it to fit, e.g. "
+     "schedule=graphc.schedules.LambdaLR(opt, lambda e: 0.95 ** e))"),
     ({"epochz": 3}, "train.epochz: unknown training option 'epochz' (did you mean 'epochs'?)"),
     ({"early_stopping": {"patience": "x"}},
      "train.early_stopping.patience: expected a non-negative integer, got 'x'"),
