@@ -72,13 +72,13 @@ def broken_pipe() -> None:
     sys.exit(141)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def _show_warning(python_way, message, category, filename, lineno, file=None,
+                  line=None) -> None:
     """graphc's own warnings as one `warning:` line on stderr; others as Python shows them."""
     if issubclass(category, ShapeWarning):
         click.echo(f"warning: {message}", err=True)
     else:
-        warnings._showwarnmsg_impl(warnings.WarningMessage(message, category, filename,
-                                                           lineno, file, line))
+        python_way(message, category, filename, lineno, file, line)
 
 
 def friendly(fn):
@@ -89,7 +89,7 @@ def friendly(fn):
     def wrapper(*args, **kwargs):
         try:
             with warnings.catch_warnings():
-                warnings.showwarning = _show_warning
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
                 return fn(*args, **kwargs)
         except GraphcError as e:
             fail(str(e))
