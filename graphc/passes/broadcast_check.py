@@ -15,6 +15,12 @@ def _shape(shape) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def _holds(shape, axes: list[int], ndim: int, dim: str) -> bool:
+    """Whether `shape` (right-aligned to `ndim` axes) has `dim` on every one of `axes`."""
+    offset = ndim - len(shape)
+    return all(k >= offset and shape[k - offset] == dim for k in axes)
+
+
 def squared_broadcasts(prog: Program, source: str | None = None) -> list[str]:
     """One message per elementwise node whose result repeats a symbolic dimension on axes
     that no single operand had it on together."""
@@ -29,12 +35,9 @@ def squared_broadcasts(prog: Program, source: str | None = None) -> list[str]:
                 continue
         except ValueError:
             continue
-        nd = len(node.shape)
-        for dim in {d for d in node.shape if isinstance(d, str)}:
+        for dim in dict.fromkeys(d for d in node.shape if isinstance(d, str)):
             axes = [k for k, d in enumerate(node.shape) if d == dim]
-            together = any(all(s[k - nd + len(s)] == dim for k in axes if k - nd + len(s) >= 0)
-                           and all(k - nd + len(s) >= 0 for k in axes) for s in shapes)
-            if len(axes) < 2 or together:
+            if len(axes) < 2 or any(_holds(s, axes, len(node.shape), dim) for s in shapes):
                 continue
             operands = " and ".join(f"{prog[a].name or a} {_shape(prog[a].shape)}"
                                     for a in node.args)
