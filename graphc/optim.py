@@ -203,10 +203,12 @@ class SGD(Optimizer):
         lines = _maximize(self.maximize)
         if full or self.hyper["weight_decay"]:
             lines.append("g = g + weight_decay * p")
-        if not self.fixed_zero:
+        if not self.fixed_zero and (full or self.hyper["momentum"]):
             lines.append("momentum_buffer = where(t == 1.0, g, "
                          "momentum * momentum_buffer + (1.0 - dampening) * g)")
+            # full: momentum may be set to 0 later, when torch uses g itself
             lines.append("g = g + momentum * momentum_buffer" if self.nesterov
+                         else "g = where(momentum == 0.0, g, momentum_buffer)" if full
                          else "g = momentum_buffer")
         lines.append("p = p - lr * g")
         return lines
@@ -271,7 +273,7 @@ class RMSprop(Optimizer):
                       "avg = sqrt(square_avg - grad_avg * grad_avg) + eps"]
         else:
             lines.append("avg = sqrt(square_avg) + eps")
-        if not self.fixed_zero:
+        if not self.fixed_zero and (full or self.hyper["momentum"]):
             lines += ["momentum_buffer = momentum * momentum_buffer + g / avg",
                       "p = p - lr * momentum_buffer"]
         else:

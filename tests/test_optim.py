@@ -391,3 +391,30 @@ def test_function_schedules_match_torch(name, fn):
 def test_lambda_lr_refuses_a_non_function():
     with pytest.raises(TypeError, match="lr_lambda must be a function"):
         schedules.LambdaLR(optim.SGD(lr=0.1), 0.5)
+
+
+@needs_torch
+@pytest.mark.parametrize("full", [False, True])
+def test_momentum_switched_off_midway_matches_torch(full):
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=5)
+    ours, tp = {"w": p.copy()}, torch.tensor(p.copy(), requires_grad=True)
+    opt = optim.SGD(lr=0.1, momentum=0.9, dampening=0.5)
+    topt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, dampening=0.5)
+    for step in range(6):
+        if step == 3:
+            opt.hyper["momentum"] = 0.0
+            topt.param_groups[0]["momentum"] = 0.0
+        g = rng.normal(size=5)
+        tp.grad = torch.tensor(g)
+        topt.step()
+        if full:  # the statements a standalone module runs
+            opt.t += 1
+            env = {**EXPR_FUNCTIONS, **opt.hyper, "t": float(opt.t), "p": ours["w"], "g": g,
+                   "momentum_buffer": opt.state.setdefault("w", {}).get("momentum_buffer",
+                                                                      np.zeros(5))}
+            exec("\n".join(opt.update_lines(full=True)), env)
+            ours["w"], opt.state["w"]["momentum_buffer"] = env["p"], env["momentum_buffer"]
+        else:
+            opt.step(ours, {"w": g})
+        np.testing.assert_allclose(ours["w"], tp.detach().numpy(), rtol=1e-12, err_msg=step)
