@@ -48,11 +48,24 @@ class Builder:
         self.spec["inputs"][self._claim(name)] = entry
         return Ref(self, name)
 
-    def param(self, name: str, shape: Shape, init: Any = "zeros", doc: str | None = None) -> Ref:
+    def param(self, name: str, shape: Shape | None = None, init: Any = "zeros",
+              doc: str | None = None) -> Ref:
+        """Declare a param; `b.param("h1.W")` (no shape) refers to a layer's own param."""
+        if shape is None:
+            return self.layer_param(name)
         entry: dict[str, Any] = {"shape": list(shape), "init": init}
         if doc is not None:
             entry["doc"] = doc
         self.spec.setdefault("params", {})[self._claim(name)] = entry
+        return Ref(self, name)
+
+    def layer_param(self, name: str) -> Ref:
+        """A composite layer's param such as "h1.W", usable in expressions as in JSON."""
+        layer, dot, _ = name.rpartition(".")
+        if not dot or not any(n["id"] == layer for n in self.spec["nodes"]):
+            raise SpecError(f"no layer named {layer or name!r} has been recorded yet; "
+                            "write b.param(\"<layer>.<param>\") after the layer, e.g. \"h1.W\"",
+                            place=name)
         return Ref(self, name)
 
     def node(self, op: str, *inputs: Any, id: str | None = None, doc: str | None = None,
@@ -97,8 +110,9 @@ class Builder:
             if node["id"] == ref.id:
                 self._names.discard(ref.id)
                 node["id"] = self._claim(name)
+                old = ref.id
                 for other in self.spec["nodes"]:
-                    other["inputs"] = [name if a == ref.id else a for a in other["inputs"]]
+                    other["inputs"] = [_renamed(a, old, name) for a in other["inputs"]]
                 ref.id = name
                 return ref
         raise SpecError(f"{ref.id!r} is an input or param; only nodes can be renamed")
@@ -117,3 +131,12 @@ class Builder:
         if train is not None:
             spec["train"] = train
         return load(spec)
+
+
+def _renamed(arg: Any, old: str, new: str) -> Any:
+    """`old` itself and its layer params (`old.W`) follow a rename."""
+    if arg == old:
+        return new
+    if isinstance(arg, str) and arg.startswith(old + "."):
+        return new + arg[len(old):]
+    return arg

@@ -6,14 +6,16 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 import numpy as np
 
-from graphc.errors import GraphcError, InputError
+from graphc.errors import GraphcError, InputError, ShapeWarning
 
 # command name -> "module:attribute", imported on first use
 LAZY_COMMANDS = {
@@ -27,6 +29,17 @@ LAZY_COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def main(self, *args, **kwargs):
+        # output still buffered when a command returns is written at exit: flush it here,
+        # so that a reader that went away (`graphc ops | head -2`) is handled as below
+        try:
+            return super().main(*args, **kwargs)
+        finally:
+            try:
+                sys.stdout.flush()
+            except BrokenPipeError:
+                broken_pipe()
+
     def list_commands(self, ctx):
         lazy = [n for n, target in LAZY_COMMANDS.items() if _module_exists(target)]
         return sorted([*super().list_commands(ctx), *lazy])
@@ -47,15 +60,41 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def broken_pipe() -> None:
+    """The reader of stdout went away (`graphc check spec.json | head -2`): stop quietly,
+    as the Python docs advise (point stdout at devnull so that the exit's flush cannot fail
+    again), with the status a shell gives a program that SIGPIPE ended (128 + 13)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (e.g. under CliRunner)
+        pass
+    sys.exit(141)
+
+
+def _show_warning(python_way, message, category, filename, lineno, file=None,
+                  line=None) -> None:
+    """graphc's own warnings as one `warning:` line on stderr; others as Python shows them."""
+    if issubclass(category, ShapeWarning):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        python_way(message, category, filename, lineno, file, line)
+
+
 def friendly(fn):
-    """Turn graphc's own errors (and file errors) into one `error:` line and exit 1."""
+    """Turn graphc's own errors (and file errors) into one `error:` line and exit 1, and
+    its warnings into `warning:` lines."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+                return fn(*args, **kwargs)
         except GraphcError as e:
             fail(str(e))
+        except BrokenPipeError:
+            broken_pipe()
         except OSError as e:
             fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
         except KeyboardInterrupt:
@@ -147,13 +186,21 @@ def main() -> None:
               help="Batch size for --memory (symbolic dimensions).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="Float type for --memory.")
+@click.option("--nodes", "list_nodes", is_flag=True,
+              help="Also list every node (the primitives inside layers too) with its shape.")
 @friendly
-def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32") -> None:
+def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32",
+          list_nodes: bool = False) -> None:
     """Validate SPEC; print its shapes and parameter counts."""
+    from graphc.ir import SOURCE_OPS
     from graphc.passes import forward_program
 
     g = load_spec(spec)
     prog = forward_program(g)
+    if g.train is not None:
+        from graphc.train import check_train
+
+        check_train(g)
     click.echo(f"{g.name}: ok" + (f"  ({g.doc})" if g.doc else ""))
     n_ops = sum(n.op not in ("input", "param", "const") for n in prog)
     click.echo(f"  {len(g.nodes)} spec nodes, {n_ops} primitive ops after expanding layers")
@@ -172,6 +219,13 @@ def check(spec: str, memory: bool = False, batch: int = 1, dtype: str = "float32
         click.echo(f"  {name:<24} {_shape_text(prog[i])}")
     if prog.loss is not None:
         click.echo(f"loss\n  {g.loss:<24} {_shape_text(prog[prog.loss])}")
+    if list_nodes:
+        click.echo("nodes")
+        for node in prog:
+            if node.op not in SOURCE_OPS:
+                args = ", ".join(prog[a].name or a for a in node.args)
+                click.echo(f"  {node.name or node.id:<24} {_shape_text(node):<20} "
+                           f"{node.op}({args})")
     if memory:
         from graphc.teach_views import memory as memory_of
         from graphc.teach_views import memory_text
@@ -247,16 +301,23 @@ def _indent(text: str, n: int) -> str:
 def gradcheck(spec: str, sets: tuple[str, ...], eps: float, tol: float, max_elements: int) -> None:
     """Compare analytic gradients with finite differences (float64); exit 1 on a mismatch."""
     from graphc.gradcheck import gradcheck as run_check
+    from graphc.gradcheck import sample_inputs
 
     g = load_spec(spec)
     if g.loss is None:
         raise InputError("the spec has no loss, so there are no gradients to check "
                          '(add "loss": "<name of a scalar node>")')
-    rows = run_check(g, parse_sets(sets), eps=eps, tol=tol, max_elements=max_elements)
-    click.echo(f"{'value':<24} {'checked':>9} {'max abs err':>12} {'max rel err':>12}")
-    for r in rows:
+    inputs, sampled = sample_inputs(g, parse_sets(sets))
+    if sampled:
+        click.echo(f"no values given for {', '.join(sampled)}: checking at seeded random "
+                   "ones (--set NAME=VALUE to choose)")
+    rows = run_check(g, inputs, eps=eps, tol=tol, max_elements=max_elements)
+    counts = [f"{r.checked}/{r.size}" for r in rows]
+    width = max([9, *map(len, counts)])
+    click.echo(f"{'value':<24} {'checked':<{width}} {'max abs err':>12} {'max rel err':>12}")
+    for r, count in zip(rows, counts):
         mark = "ok" if r.ok else "MISMATCH"
-        click.echo(f"{r.name:<24} {r.checked:>4}/{r.size:<4} {r.max_abs:>12.2e} "
+        click.echo(f"{r.name:<24} {count:<{width}} {r.max_abs:>12.2e} "
                    f"{r.max_rel:>12.2e}  {mark}")
     bad = [r.name for r in rows if not r.ok]
     if bad:
@@ -266,6 +327,7 @@ def gradcheck(spec: str, sets: tuple[str, ...], eps: float, tol: float, max_elem
 
 @main.command()
 @click.argument("name", required=False)
+@friendly
 def ops(name: str | None) -> None:
     """The op catalogue with formulas (or one op, by NAME)."""
     from graphc.errors import did_you_mean
@@ -296,6 +358,7 @@ def _default(a) -> str:
 
 
 @main.command()
+@friendly
 def schema() -> None:
     """The JSON Schema of the spec format."""
     from graphc.spec import schema as spec_schema

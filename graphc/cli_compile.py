@@ -50,6 +50,12 @@ def _poly(p, dims: dict[str, str]) -> str:
 def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str | None) -> None:
     """Write SPEC as a standalone module: forward, loss_and_grad and a fused train_step."""
     graph = load_spec(spec)
+    if Path(out).suffix.lower() == ".py":
+        from graphc.backends.cache import safe_name
+
+        name, parent = safe_name(graph.name), str(Path(out).parent)
+        raise InputError(f"-o {out}: expected a directory, not a .py file: graphc compile "
+                         f"writes {name}.py and {name}_params.npz into it (try -o {parent})")
     if backend != "cpu":
         raise InputError("graphc compile --backend cuda: the CUDA backend is not available "
                          "in this version; use --backend cpu")

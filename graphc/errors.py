@@ -42,6 +42,10 @@ class CompileError(GraphcError, RuntimeError):
     """A backend could not compile or load a model."""
 
 
+class ShapeWarning(UserWarning):
+    """Shapes that are legal but probably not meant (a broadcast that squares a dim)."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A 'did you mean ...?' hint, or None when nothing is close."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from graphc.ir import FLOAT
+from graphc.ops import REGISTRY
 from graphc.spec import Graph
 
 
@@ -72,3 +73,63 @@ def gradcheck(graph: Graph, inputs: Mapping[str, Any] | None = None, *, eps: flo
         out.append(Check(name, len(picks), base.size, float(diff.max()) if diff.size else 0.0,
                          max_rel, bool(max_rel <= tol)))
     return out
+
+
+def sample_inputs(graph: Graph, given: Mapping[str, Any], *, seed: int = 0,
+                  size: int = 3) -> tuple[dict[str, Any], list[str]]:
+    """Seeded random values for the inputs the loss reads that have neither a value here
+    nor a default in the spec, so that gradcheck runs on any spec; returns the inputs and
+    one phrase per sampled input. Symbolic dims take the size other inputs give them, else
+    `size`; labels (inputs that become one-hot) lie in 0..classes-1; float inputs follow
+    the input domain of the ops that read them (positive for log, in (0, 1) for BCE)."""
+    from graphc.passes import forward_program
+
+    prog = forward_program(graph)
+    used = {a for n in prog for a in n.args}
+    inputs = dict(given)
+    dims: dict[str, int] = {}
+    for name, i in prog.inputs.items():
+        value = inputs.get(name, graph.inputs[name].get("value"))
+        if value is not None:
+            for d, n in zip(prog[i].shape, np.shape(value)):
+                if isinstance(d, str):
+                    dims.setdefault(d, n)
+    domains = {}
+    for node in graph.nodes:
+        op = REGISTRY.get(node["op"])
+        for k, arg in enumerate(node.get("inputs", [])):
+            if op is not None and op.domain and isinstance(arg, str):
+                domains.setdefault(arg, op.domain[min(k, len(op.domain) - 1)])
+    rng = np.random.default_rng(seed)
+    said = []
+    for name, i in prog.inputs.items():
+        if i not in used or name in inputs or "value" in graph.inputs[name]:
+            continue
+        shape = tuple(dims.setdefault(d, size) if isinstance(d, str) else d
+                      for d in prog[i].shape)
+        if prog[i].dtype == FLOAT:
+            inputs[name] = _sample(domains.get(name, "real"), shape, rng)
+            said.append(f"{name} {_shape(shape)}")
+        else:
+            classes = [n.attrs["classes"] for n in prog if n.op == "one_hot" and i in n.args]
+            k = classes[0] if classes else 2
+            inputs[name] = rng.integers(0, k, shape)
+            said.append(f"{name} {_shape(shape)} (labels 0..{k - 1})")
+    return inputs, said
+
+
+def _sample(domain: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    if domain == "positive":
+        return rng.uniform(0.5, 2.0, shape)
+    if domain == "unit":
+        return rng.uniform(0.1, 0.9, shape)
+    if domain == "nonzero":
+        return rng.choice([-1.0, 1.0], shape) * rng.uniform(0.5, 2.0, shape)
+    if domain == "probs":
+        p = rng.uniform(0.1, 1.0, shape)
+        return p / p.sum(axis=-1, keepdims=True) if p.ndim else p
+    return rng.normal(size=shape)
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"

@@ -42,12 +42,19 @@ class Optimizer:
     Statements (`name = expr`) read `p` (param), `g` (gradient), the slots, the hyper names
     and `t` (the step number, starting at 1) and assign `p` and the slots; any other name
     they assign is a temporary. Choices made by constructor flags (nesterov, amsgrad,
-    centered, a zero weight decay) are resolved in Python when the lines are generated.
+    centered, a zero momentum or weight decay) are resolved in Python when the lines are
+    generated.
     State arrays are created by `init_state`: zeros, or `slot_init[slot]` where given.
     """
 
     slots: tuple[str, ...] = ()
     slot_init: dict[str, float] = {}
+    # hyper-parameters that were 0 at construction and whose statements and slots are
+    # therefore left out (a momentum buffer costs memory); they must stay 0. Statements of
+    # other hyper-parameters that are 0 (weight decay) are left out too, unless `full`:
+    # in-process backends recompile when that changes, a standalone module (full=True)
+    # keeps them so that they can change there without recompiling.
+    fixed_zero: tuple[str, ...] = ()
     name = ""  # the spec's name for it, e.g. "adam"
 
     def __init__(self, **hyper: float):
@@ -66,14 +73,19 @@ class Optimizer:
         if make is None:
             return
 
-        def update_lines(self: Optimizer) -> list[str]:
+        def update_lines(self: Optimizer, full: bool = False) -> list[str]:
+            for k in self.fixed_zero:
+                if self.hyper[k] != 0.0:
+                    raise ValueError(f"{k} was 0 when this {type(self).__name__} was built, so "
+                                     f"its update keeps no {k} buffer; build a new optimizer "
+                                     f"with {k}={self.hyper[k]:g} (or compile again)")
             # tuples of lists, not of generators: a generator's tuple is resized, which
             # keeps the interpreter's tuple free lists churning (tracemalloc sees growth)
             key = (make, tuple([v for v in vars(self).values() if isinstance(v, bool)]),
-                   tuple([v == 0.0 for v in self.hyper.values()]))
+                   self.fixed_zero, full or tuple([v == 0.0 for v in self.hyper.values()]))
             lines = self._lines.get(key)
             if lines is None:
-                lines = self._lines[key] = tuple(make(self))
+                lines = self._lines[key] = tuple(make(self, full))
             return list(lines)
 
         update_lines.__doc__ = make.__doc__
@@ -99,7 +111,7 @@ class Optimizer:
         """The spec's `train.optimizer` object that builds this optimizer again."""
         return {"name": self.name, **self.options()}
 
-    def update_lines(self) -> list[str]:
+    def update_lines(self, full: bool = False) -> list[str]:
         raise NotImplementedError  # every concrete optimizer defines its statements
 
     def init_state(self, params: Mapping[str, np.ndarray]) -> None:
@@ -182,20 +194,21 @@ class SGD(Optimizer):
                          weight_decay=weight_decay)
         self.nesterov, self.maximize = bool(nesterov), bool(maximize)
         if momentum == 0:
-            self.slots = ()
+            self.slots, self.fixed_zero = (), ("momentum",)
 
     def options(self) -> dict[str, Any]:
         return {**super().options(), "nesterov": self.nesterov, "maximize": self.maximize}
 
-    def update_lines(self) -> list[str]:
-        h = self.hyper
+    def update_lines(self, full: bool = False) -> list[str]:
         lines = _maximize(self.maximize)
-        if h["weight_decay"]:
+        if full or self.hyper["weight_decay"]:
             lines.append("g = g + weight_decay * p")
-        if h["momentum"]:
+        if not self.fixed_zero and (full or self.hyper["momentum"]):
             lines.append("momentum_buffer = where(t == 1.0, g, "
                          "momentum * momentum_buffer + (1.0 - dampening) * g)")
+            # full: momentum may be set to 0 later, when torch uses g itself
             lines.append("g = g + momentum * momentum_buffer" if self.nesterov
+                         else "g = where(momentum == 0.0, g, momentum_buffer)" if full
                          else "g = momentum_buffer")
         lines.append("p = p - lr * g")
         return lines
@@ -221,9 +234,9 @@ class Adagrad(Optimizer):
         return {**super().options(), "initial_accumulator_value":
                 self.initial_accumulator_value, "maximize": self.maximize}
 
-    def update_lines(self) -> list[str]:
+    def update_lines(self, full: bool = False) -> list[str]:
         lines = _maximize(self.maximize)
-        if self.hyper["weight_decay"]:
+        if full or self.hyper["weight_decay"]:
             lines.append("g = g + weight_decay * p")
         return lines + ["state_sum = state_sum + g * g",
                         "clr = lr / (1.0 + (t - 1.0) * lr_decay)",
@@ -245,13 +258,14 @@ class RMSprop(Optimizer):
         self.centered, self.maximize = bool(centered), bool(maximize)
         self.slots = ("square_avg", *(("momentum_buffer",) if momentum else ()),
                       *(("grad_avg",) if centered else ()))
+        self.fixed_zero = () if momentum else ("momentum",)
 
     def options(self) -> dict[str, Any]:
         return {**super().options(), "centered": self.centered, "maximize": self.maximize}
 
-    def update_lines(self) -> list[str]:
+    def update_lines(self, full: bool = False) -> list[str]:
         lines = _maximize(self.maximize)
-        if self.hyper["weight_decay"]:
+        if full or self.hyper["weight_decay"]:
             lines.append("g = g + weight_decay * p")
         lines.append("square_avg = alpha * square_avg + (1.0 - alpha) * g * g")
         if self.centered:
@@ -259,7 +273,7 @@ class RMSprop(Optimizer):
                       "avg = sqrt(square_avg - grad_avg * grad_avg) + eps"]
         else:
             lines.append("avg = sqrt(square_avg) + eps")
-        if self.hyper["momentum"]:
+        if not self.fixed_zero and (full or self.hyper["momentum"]):
             lines += ["momentum_buffer = momentum * momentum_buffer + g / avg",
                       "p = p - lr * momentum_buffer"]
         else:
@@ -297,9 +311,9 @@ class Adam(Optimizer):
             out["decoupled_weight_decay"] = True
         return out
 
-    def update_lines(self) -> list[str]:
+    def update_lines(self, full: bool = False) -> list[str]:
         lines = _maximize(self.maximize)
-        if self.hyper["weight_decay"]:
+        if full or self.hyper["weight_decay"]:
             lines.append("p = p * (1.0 - lr * weight_decay)" if self.decoupled
                          else "g = g + weight_decay * p")
         lines += ["exp_avg = exp_avg + (1.0 - beta1) * (g - exp_avg)",
@@ -369,7 +383,11 @@ def from_spec(spec: Any, place: str = "train.optimizer", **overrides: Any) -> Op
         if isinstance(default, float) and (isinstance(value, bool)
                                            or not isinstance(value, (int, float))):
             raise SpecError(f"expected a number, got {value!r}", f"{place}.{key}")
+        if key == "lr" and not (value > 0 and math.isfinite(value)):
+            raise SpecError(f"the learning rate must be a positive number, got {value!r}",
+                            f"{place}.lr", "e.g. 0.001")
     try:
         return cls(**options)
     except ValueError as e:
-        raise SpecError(str(e), place) from None
+        key = str(e).split(" ", 1)[0].split("[")[0]  # messages start with the argument
+        raise SpecError(str(e), f"{place}.{key}" if key in options else place) from None

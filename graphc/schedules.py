@@ -13,7 +13,7 @@ import inspect
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from graphc.errors import SpecError, did_you_mean
@@ -215,6 +215,37 @@ class CosineAnnealingLR(Schedule):
     def closed_form(self) -> float:
         return self.eta_min + (self.base_lr - self.eta_min) * (
             1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+
+
+class LambdaLR(Schedule):
+    """base lr x lr_lambda(epoch), for a schedule written as a Python function (so it is
+    not in SCHEDULES: a JSON spec cannot hold a function)."""
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float]):
+        if not callable(lr_lambda):
+            raise TypeError(f"lr_lambda must be a function of the epoch, got {lr_lambda!r}")
+        self.lr_lambda = lr_lambda
+        super().__init__(optimizer)
+
+    def get_lr(self) -> float:
+        return self.base_lr * self.lr_lambda(self.last_epoch)
+
+    closed_form = get_lr
+
+    def state_dict(self) -> dict[str, Any]:
+        # as in torch, a plain function is not saved; the caller builds it again
+        return {k: v for k, v in super().state_dict().items() if k != "lr_lambda"}
+
+
+class MultiplicativeLR(LambdaLR):
+    """lr x lr_lambda(epoch) every epoch after the first (torch's MultiplicativeLR)."""
+
+    def get_lr(self) -> float:
+        if self._is_initial or self.last_epoch <= 0:
+            return self.optimizer.lr
+        return self.optimizer.lr * self.lr_lambda(self.last_epoch)
+
+    closed_form = None
 
 
 class SequentialLR(Schedule):
@@ -503,6 +534,10 @@ def from_spec(spec: Any, optimizer: Optimizer, *, epochs: int | None = None,
     key = ALIASES.get(key, key)
     if key not in SCHEDULES and key.endswith("lr"):
         key = ALIASES.get(key[:-2], key[:-2])
+    if key in ("lambda", "multiplicative"):
+        raise SpecError(f"{raw!r} takes a Python function, which a spec cannot hold",
+                        f"{place}.name", "build it in Python and pass it to fit, e.g. "
+                        "schedule=graphc.schedules.LambdaLR(opt, lambda e: 0.95 ** e)")
     if key not in SCHEDULES:
         raise SpecError(f"unknown schedule {raw!r}", f"{place}.name",
                         did_you_mean(key, SCHEDULES) or f"choose one of: {', '.join(SCHEDULES)}")
@@ -525,26 +560,62 @@ def from_spec(spec: Any, optimizer: Optimizer, *, epochs: int | None = None,
             options.setdefault("steps_per_epoch", steps_per_epoch)
         else:
             options["total_steps"] = total
-    accepted = [k for k in inspect.signature(cls).parameters if k not in ("optimizer", "kwargs")]
+    params = dict(inspect.signature(cls).parameters)
     if key == "newbob":
-        accepted += [k for k in inspect.signature(ReduceLROnPlateau).parameters
-                     if k != "optimizer" and k not in accepted]
+        params = {**inspect.signature(ReduceLROnPlateau).parameters, **params}
+    params = {k: p for k, p in params.items() if k not in ("optimizer", "kwargs")}
+    accepted = list(params)
     for k, v in options.items():
         if k not in accepted:
             raise SpecError(f"{raw} has no argument {k!r}", f"{place}.{k}",
                             did_you_mean(k, accepted) or f"arguments: {', '.join(accepted)}")
-        if isinstance(v, bool) and k not in ("cycle_momentum", "three_phase"):
-            raise SpecError(f"expected a number, got {v!r}", f"{place}.{k}")
+        _check_arg(k, v, params[k].annotation, f"{place}.{k}")
+    missing = [k for k, p in params.items() if p.default is p.empty and k not in options]
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        example = f'{{"name": "{raw}", {_example(missing[0])}}}'
+        raise SpecError(f"{raw} needs {' and '.join(map(repr, missing))}", place,
+                        f"add {them}, e.g. {example}")
     try:
         if key == "chain":
             sched = cls(options.pop("schedulers"), optimizer, **options)
         else:
             sched = cls(optimizer, **options)
     except (TypeError, ValueError) as e:
-        raise SpecError(str(e).replace("__init__() ", ""), place) from None
+        raise SpecError(f"{raw}: {str(e).split('() ', 1)[-1]}", place) from None
     if interval is not None:
         if interval not in ("epoch", "batch"):
             raise SpecError(f"interval must be \"epoch\" or \"batch\", got {interval!r}",
                             f"{place}.interval")
         sched.interval = interval
     return sched
+
+
+EXAMPLES = {"step_size": 10, "milestones": [30, 60], "gamma": 0.5, "T_max": 50, "max_lr": 0.1,
+            "base_lr": 0.001}
+
+
+def _example(arg: str) -> str:
+    return f'"{arg}": {EXAMPLES.get(arg, 1)!r}'
+
+
+def _check_arg(key: str, value: Any, annotation: Any, place: str) -> None:
+    """A schedule argument of the type its signature names, worded for the spec."""
+    kind = str(annotation).replace(" | None", "")
+    if value is None and "None" in str(annotation):
+        return
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise SpecError(f"expected true or false, got {value!r}", place)
+    elif kind == "str":
+        if not isinstance(value, str):
+            raise SpecError(f"expected a string, got {value!r}", place)
+    elif kind in ("int", "float"):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind == "int" and float(value) != int(value)):
+            what = "an integer" if kind == "int" else "a number"
+            raise SpecError(f"expected {what}, got {value!r}", place)
+    elif kind.startswith(("Iterable[int]", "Sequence[int]")):
+        if not isinstance(value, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise SpecError(f"expected a list of integers, got {value!r}", place)

@@ -70,6 +70,20 @@ def train_options(graph: Any, **given: Any) -> dict[str, Any]:
     return out
 
 
+def check_train(graph: Any) -> dict[str, Any]:
+    """The spec's `train` object checked as `fit` will read it (optimizer, schedule, early
+    stopping included), before any data: `graphc check` calls it, so that a bad object is
+    reported with its file and key instead of failing later in `graphc train`."""
+    try:
+        o = train_options(graph)
+        opt = optimmod.from_spec(o["optimizer"])
+        schedmod.from_spec(o["schedule"], opt, epochs=o["epochs"], steps_per_epoch=1)
+        _EarlyStopping.make(o["early_stopping"], True)
+    except SpecError as e:
+        raise e.with_source(graph.source) from None
+    return o
+
+
 def _positive_int(opts: dict, key: str, graph: Any) -> None:
     v = opts[key]
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -182,16 +196,19 @@ def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None
     else:
         val = None if validation is None else datamod.prepare(model, validation, "validation",
                                                                target=target)
-    opt = optimmod.from_spec(o["optimizer"])
-    if not opt.lr > 0 or not math.isfinite(opt.lr):
-        raise SpecError(f"the learning rate must be a positive number, got {opt.lr}",
-                        "train.optimizer.lr", source=model.graph.source)
     steps_per_epoch = train.steps(o["batch_size"], o["drop_last"])
     if o["schedule"] is False or o["schedule"] == "none":
         o["schedule"] = None  # switch off the spec's schedule
-    sched = schedmod.from_spec(o["schedule"], opt, epochs=o["epochs"],
-                               steps_per_epoch=steps_per_epoch)
-    stopper = _EarlyStopping.make(o["early_stopping"], val is not None)
+    try:
+        opt = optimmod.from_spec(o["optimizer"])
+        if not opt.lr > 0 or not math.isfinite(opt.lr):
+            raise SpecError(f"the learning rate must be a positive number, got {opt.lr}",
+                            "train.optimizer.lr", "e.g. 0.001")
+        sched = schedmod.from_spec(o["schedule"], opt, epochs=o["epochs"],
+                                   steps_per_epoch=steps_per_epoch)
+        stopper = _EarlyStopping.make(o["early_stopping"], val is not None)
+    except SpecError as e:
+        raise e.with_source(model.graph.source) from None
     head = datamod.find_head(model)
     loop = _Loop(model, opt, o, train)
     if workers is not None or sync_every is not None:
@@ -377,6 +394,13 @@ class _EarlyStopping:
             if k not in keys:
                 raise SpecError(f"unknown option {k!r}", f"train.early_stopping.{k}",
                                 did_you_mean(k, keys) or f"options: {', '.join(keys)}")
+        kinds = {"patience": (int, "a non-negative integer"), "monitor": (str, "a string"),
+                 "min_delta": ((int, float), "a number"), "restore_best": (bool, "true or false")}
+        for k, v in spec.items():
+            kind, what = kinds[k]
+            if (not isinstance(v, kind) or (isinstance(v, bool) and k != "restore_best")
+                    or (k == "patience" and v < 0)):
+                raise SpecError(f"expected {what}, got {v!r}", f"train.early_stopping.{k}")
         out = cls(patience=int(spec.get("patience", 5)), monitor=spec.get("monitor", default),
                   min_delta=float(spec.get("min_delta", 0.0)),
                   restore_best=bool(spec.get("restore_best", True)))

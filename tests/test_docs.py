@@ -251,3 +251,19 @@ def test_examples_readme_lists_every_example():
     for path in sorted((ROOT / "examples").glob("*")):
         if path.suffix in (".json", ".py"):
             assert f"]({path.name})" in text, f"add a row for {path.name} to examples/README.md"
+
+
+def test_generated_module_md_summary_is_what_graphc_compile_prints(tmp_path, monkeypatch):
+    """The sample summary in docs/generated-module.md is the real output ('...' stands
+    for what the page leaves out)."""
+    page = read(DOCS / "generated-module.md")
+    shown = next(b for b in blocks(page, "") if b.startswith("wrote build/mnist_mlp.py"))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, ["compile", str(ROOT / "examples" / "mnist_mlp.json"),
+                                 "-o", "build/"])
+    assert r.exit_code == 0, r.output
+    real = r.output.splitlines()
+    assert len(real) == len(shown.splitlines())
+    for doc_line, line in zip(shown.splitlines(), real):
+        pattern = ".*".join(re.escape(part) for part in doc_line.split("..."))
+        assert re.fullmatch(pattern, line), (doc_line, line)

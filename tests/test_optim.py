@@ -168,7 +168,8 @@ def test_from_spec_builds_and_overrides():
     ({"lr": 0.1}, ["train.optimizer", "needs a \"name\""]),
     ({"name": "sgd", "momentun": 0.9}, ["train.optimizer.momentun", "did you mean 'momentum'"]),
     ({"name": "sgd", "lr": "fast"}, ["train.optimizer.lr", "expected a number"]),
-    ({"name": "sgd", "lr": -1}, ["train.optimizer", "lr must be >= 0"]),
+    ({"name": "sgd", "lr": -1}, ["train.optimizer.lr", "the learning rate must be a positive"]),
+    ({"name": "sgd", "momentum": -1}, ["train.optimizer.momentum", "momentum must be >= 0"]),
     ({"name": "adam", "betas": [0.9, 1.5]}, ["betas[1] must lie in [0, 1)"]),
     ({"name": "sgd", "nesterov": True}, ["Nesterov momentum needs momentum > 0"]),
     ({"name": "rmsprop", "centered": "yes"}, ["train.optimizer.centered", "true or false"]),
@@ -370,3 +371,50 @@ def test_onecycle_refuses_to_cycle_a_momentum_the_update_lacks():
         schedules.OneCycleLR(optim.SGD(lr=0.1), max_lr=1.0, total_steps=5)
     with pytest.raises(ValueError, match="no momentum or beta1"):
         schedules.OneCycleLR(optim.Adagrad(), max_lr=1.0, total_steps=5)
+
+
+@needs_torch
+@pytest.mark.parametrize("name,fn", [
+    ("LambdaLR", lambda e: 0.95 ** e),
+    ("LambdaLR", lambda e: min(1.0, (e + 1) / 4) * (0.5 if e >= 8 else 1.0)),  # warm-up, drop
+    ("MultiplicativeLR", lambda e: 0.9),
+    ("MultiplicativeLR", lambda e: 1.0 if e % 3 else 0.5),
+], ids=["lambda-exp", "lambda-warmup", "mult-const", "mult-every-3"])
+def test_function_schedules_match_torch(name, fn):
+    opt, topt = _pair("SGD")
+    ours = getattr(schedules, name)(opt, fn)
+    theirs = getattr(torch.optim.lr_scheduler, name)(topt, fn)
+    _compare(ours, theirs, opt, topt, 12, name)
+    assert "lr_lambda" not in ours.state_dict()
+
+
+def test_lambda_lr_refuses_a_non_function():
+    with pytest.raises(TypeError, match="lr_lambda must be a function"):
+        schedules.LambdaLR(optim.SGD(lr=0.1), 0.5)
+
+
+@needs_torch
+@pytest.mark.parametrize("full", [False, True])
+def test_momentum_switched_off_midway_matches_torch(full):
+    rng = np.random.default_rng(1)
+    p = rng.normal(size=5)
+    ours, tp = {"w": p.copy()}, torch.tensor(p.copy(), requires_grad=True)
+    opt = optim.SGD(lr=0.1, momentum=0.9, dampening=0.5)
+    topt = torch.optim.SGD([tp], lr=0.1, momentum=0.9, dampening=0.5)
+    for step in range(6):
+        if step == 3:
+            opt.hyper["momentum"] = 0.0
+            topt.param_groups[0]["momentum"] = 0.0
+        g = rng.normal(size=5)
+        tp.grad = torch.tensor(g)
+        topt.step()
+        if full:  # the statements a standalone module runs
+            opt.t += 1
+            env = {**EXPR_FUNCTIONS, **opt.hyper, "t": float(opt.t), "p": ours["w"], "g": g,
+                   "momentum_buffer": opt.state.setdefault("w", {}).get("momentum_buffer",
+                                                                      np.zeros(5))}
+            exec("\n".join(opt.update_lines(full=True)), env)
+            ours["w"], opt.state["w"]["momentum_buffer"] = env["p"], env["momentum_buffer"]
+        else:
+            opt.step(ours, {"w": g})
+        np.testing.assert_allclose(ours["w"], tp.detach().numpy(), rtol=1e-12, err_msg=step)

@@ -283,7 +283,7 @@ def test_bad_data_files_get_one_clear_message(tmp_path, arrays, words):
     ({"accumulate": 64, "batch_size": 8}, ["cannot exceed batch_size"]),
     ({"clip_grad_norm": -1.0}, ["train.clip_grad_norm"]),
     ({"optimizer": {"name": "sgd", "lr": 0.0}}, ["learning rate must be a positive number"]),
-    ({"optimizer": {"name": "sgd", "lr": float("nan")}}, ["lr must be >= 0"]),
+    ({"optimizer": {"name": "sgd", "lr": float("nan")}}, ["train.optimizer.lr", "got nan"]),
     ({"schedule": {"name": "step"}}, ["train.schedule", "step_size"]),
     ({"early_stopping": {"patience": 2, "monitor": "val_loss"}}, ["no validation data"]),
 ])
@@ -415,7 +415,8 @@ def test_graphc_train_end_to_end(tmp_path):
     (["--data", "missing.npz"], "missing.npz: no such file"),
     (["--data", str(DATA / "digits_train.npz"), "-o", "p.txt"], "p.txt: a params file ends"),
     (["--data", str(DATA / "digits_train.npz"), "--history", "h.yaml"], "h.yaml"),
-    (["--data", str(DATA / "digits_train.npz"), "--lr", "-1"], "lr must be >= 0"),
+    (["--data", str(DATA / "digits_train.npz"), "--lr", "-1"],
+     "train.optimizer.lr: the learning rate must be a positive number, got -1.0"),
     (["--data", str(DATA / "digits_train.npz"), "--optimizer", "adma"], "did you mean 'adam'"),
     (["--data", str(DATA / "digits_train.npz"), "--batch-size", "0"], "train.batch_size"),
     ([], "pass --data FILE"),

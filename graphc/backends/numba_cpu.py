@@ -219,9 +219,10 @@ def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
         if prog.params:
             if optimizer is None:
                 optimizer = optim.from_spec((graph.train or {}).get("optimizer", "sgd"))
-            training = Training(type(optimizer).__name__, optimizer.update_lines(),
+            # full: hyper-parameters that are 0 now keep their statements (see optim)
+            training = Training(type(optimizer).__name__, optimizer.update_lines(full=True),
                                 tuple(optimizer.slots), dict(optimizer.hyper),
-                                dict(optimizer.slot_init))
+                                dict(optimizer.slot_init), tuple(optimizer.fixed_zero))
             entries.append(Entry("train_step", prog, results, training))
     def example(prog: Program) -> str:
         used = {a for n in prog for a in n.args}

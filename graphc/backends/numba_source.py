@@ -42,6 +42,7 @@ class Training:
     slots: tuple[str, ...]
     hyper: dict[str, float]  # names in the order the kernel takes them, with defaults
     slot_init: dict[str, float] = field(default_factory=dict)
+    fixed_zero: tuple[str, ...] = ()  # hyper-parameters compiled out: they must stay 0
 
 
 @dataclass
@@ -371,7 +372,8 @@ def constants(w: KernelWriter) -> list[str]:
         t = w.train
         lines += [f"SLOTS = {t.slots!r}  # {t.optimizer}'s per-parameter state",
                   f"SLOT_INIT = {t.slot_init!r}",
-                  f"HYPER = {t.hyper!r}  # defaults; the kernel takes them in this order"]
+                  f"HYPER = {t.hyper!r}  # defaults; the kernel takes them in this order",
+                  f"FIXED_ZERO = {tuple(t.fixed_zero)!r}  # compiled out: they must stay 0"]
     return lines
 
 

@@ -328,6 +328,11 @@ def init_state(params, **hyper):
 
 def train_step(params, state, /, **inputs):
     """One forward, backward, clipping and update, in place; returns the loss before it."""
+    for k in FIXED_ZERO:
+        if state.hyper[k] != 0:
+            raise ValueError(f"state.hyper[{k!r}] = {state.hyper[k]}: this module was "
+                             f"compiled with {k} 0, so its update keeps no {k} buffer; "
+                             f"compile again with a {k} (train.optimizer.{k} in the spec)")
     arrays = _inputs(TRAIN_STEP_INPUTS, inputs)
     state.t += 1
     off = math.inf
@@ -358,13 +363,20 @@ def _inputs(wanted, given):
             a = np.asarray(a, dtype, order="C")
         if not a.flags.writeable:
             a = a.copy()
+        want = "[" + ", ".join(map(str, shape)) + "]"
         if a.ndim != len(shape):
-            raise ValueError(f"input {name!r}: expected {len(shape)} dimensions, "
-                             f"got shape {list(a.shape)}")
-        for d, n in zip(shape, a.shape):
-            if (isinstance(d, int) and d != n) or dims.setdefault(d, n) != n:
-                raise ValueError(f"input {name!r}: expected shape {list(shape)}, got "
-                                 f"{list(a.shape)} (dimension {d!r} is {dims.get(d, d)})")
+            raise ValueError(f"input {name!r}: expected shape {want} ({len(shape)} axes), "
+                             f"got {list(a.shape)} ({a.ndim} {'axis' if a.ndim == 1 else 'axes'})")
+        for axis, (d, n) in enumerate(zip(shape, a.shape)):
+            if isinstance(d, int):
+                if d != n:
+                    raise ValueError(f"input {name!r}: expected shape {want}, got "
+                                     f"{list(a.shape)}: axis {axis} is {n}, the model "
+                                     f"wants {d}")
+            elif dims.setdefault(d, (n, name))[0] != n:
+                raise ValueError(f"input {name!r}: expected shape {want}, got "
+                                 f"{list(a.shape)}: axis {axis} ({d}) is {n}, but {d} is "
+                                 f"{dims[d][0]} in input {dims[d][1]!r}")
         arrays.append(a)
     return arrays
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 
 from graphc.ir import Program
 from graphc.passes.autodiff import differentiate
+from graphc.passes.broadcast_check import warn_squared_broadcasts
 from graphc.passes.lower import lower
 from graphc.passes.prune import prune
 from graphc.passes.simplify import simplify
@@ -30,7 +31,7 @@ def forward_program(graph: Graph, dump: Callable[[str, Program], None] | None = 
     prog = prune(prog, keep)
     if dump:
         dump("prune", prog)
-    return prog
+    return warn_squared_broadcasts(prog, graph.source)
 
 
 def grad_program(forward: Program, wrt: Iterable[str] = (), *, keep_outputs: bool = True,
