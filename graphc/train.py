@@ -377,6 +377,13 @@ class _EarlyStopping:
             if k not in keys:
                 raise SpecError(f"unknown option {k!r}", f"train.early_stopping.{k}",
                                 did_you_mean(k, keys) or f"options: {', '.join(keys)}")
+        for k, ok, want in (("patience", lambda v: type(v) is int and v > 0, "a positive integer"),
+                            ("monitor", lambda v: isinstance(v, str), "a string such as val_loss"),
+                            ("min_delta", lambda v: type(v) in (int, float) and v >= 0,
+                             "a number >= 0"),
+                            ("restore_best", lambda v: isinstance(v, bool), "true or false")):
+            if k in spec and not ok(spec[k]):
+                raise SpecError(f"must be {want}, not {spec[k]!r}", f"train.early_stopping.{k}")
         out = cls(patience=int(spec.get("patience", 5)), monitor=spec.get("monitor", default),
                   min_delta=float(spec.get("min_delta", 0.0)),
                   restore_best=bool(spec.get("restore_best", True)))

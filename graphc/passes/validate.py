@@ -72,7 +72,9 @@ def validate(graph: Graph) -> list[int]:
         try:
             op.bind(node.get("attrs"))
         except (KeyError, ValueError) as e:
-            raise SpecError(e.args[0], place=f"{place}.attrs", source=src) from None
+            key = getattr(e, "attr", None)
+            raise SpecError(e.args[0], place=f"{place}.attrs" + (f".{key}" if key else ""),
+                            source=src) from None
 
     if all(a < b for a, b in edges):
         order = list(range(len(graph.nodes)))  # already in order: the common case, and fast
