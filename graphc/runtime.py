@@ -351,7 +351,7 @@ def check_memory(program: Program, sizes: Mapping[str, int], dtype: np.dtype,
                  kinds: tuple[str, ...] | None = None) -> None:
     """Raise InputError when the values need more memory than is available."""
     total, node, most = memory_need(program, sizes, dtype, kinds)
-    if node is None or total < 2**27:  # under 128 MiB: not worth reading /proc
+    if node is None:
         return
     free = available_memory()
     if total > free:

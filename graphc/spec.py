@@ -213,7 +213,8 @@ def check_finite(value: Any, place: str, source: str | None) -> None:
                         place=place, source=source) from None
     if not np.isfinite(a).all():
         bad = a.flat[int(np.argmin(np.isfinite(a).ravel()))]
-        raise SpecError(f"{bad} is not a finite number", place=place, source=source,
+        word = "NaN" if bad != bad else ("Infinity" if bad > 0 else "-Infinity")  # JSON's words
+        raise SpecError(f"{word} is not a finite number", place=place, source=source,
                         hint="values must be finite; leave the value out to pass it at run time")
 
 

@@ -96,7 +96,8 @@ def _layer_of(name: str, index: dict[str, int], graph: Graph) -> str | None:
     head = name
     while "." in head:
         head = head.rsplit(".", 1)[0]
-        if head in index and REGISTRY[graph.nodes[index[head]]["op"]].kind == "composite":
+        op = REGISTRY.get(graph.nodes[index[head]]["op"]) if head in index else None
+        if op is not None and op.kind == "composite":  # an unknown op: reported at its node
             return head
     return None
 
