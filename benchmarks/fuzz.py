@@ -1,8 +1,9 @@
 """Mutation fuzz of the front end and the runtime: every example spec, mutated at random
 (keys dropped, values swapped for other types, references broken, nodes duplicated or
-reordered), goes through graphc.load, compile(backend="numpy"), forward, grad, train_step
-and (for specs with a `train` object) one epoch of fit. Only graphc's own errors may come
-out; anything else is a "foreign" exception, a bug to fix where the bad value enters.
+reordered; now and then an input array swapped for another value), goes through
+graphc.load, compile(backend="numpy"), forward, grad, train_step and (for specs with a
+`train` object) one epoch of fit. Only graphc's own errors may come out; anything else is
+a "foreign" exception, a bug to fix where the bad value enters.
 
     python benchmarks/fuzz.py --cases 20000            # the long run; seed 0
     python benchmarks/fuzz.py --cases 2000 --seed 7    # another slice
@@ -137,13 +138,17 @@ def run_case(spec: dict, rng: np.random.Generator) -> str:
         g = graphc.load(spec)
         m = graphc.compile(g, backend="numpy", dtype="float64")
         feeds = _inputs(m, rng)
+        if feeds and rng.random() < 0.15:  # a run-time value of the wrong kind or shape
+            name = sorted(feeds)[int(rng.integers(len(feeds)))]
+            feeds[name] = copy.deepcopy(OTHERS[int(rng.integers(len(OTHERS)))])
         m.forward(**feeds)
         if m.program.loss is not None:
             m.grad(**feeds)
             m.train_step(graphc.optim.SGD(lr=0.01), **feeds)
             if g.train is not None:
-                data = {k: np.concatenate([v] * 2) if v.ndim else v for k, v in feeds.items()}
-                if data and all(v.ndim for v in data.values()):
+                data = {k: np.concatenate([v] * 2) for k, v in feeds.items()
+                        if np.ndim(v) and isinstance(v, np.ndarray)}
+                if data and len(data) == len(feeds):
                     m.fit(data, epochs=1)
     except GraphcError:
         return "rejected"

@@ -168,12 +168,15 @@ class Model:
         fused = getattr(self.backend, "train_step", None)
         prog = self.grad_program((), training)
         if fused is not None and training and not prog.updates and prog.step is None:
-            key = (id(prog), *[getattr(v, "shape", None) for v in inputs.values()])
+            shapes = [getattr(v, "shape", None) for v in inputs.values()]
+            key = (id(prog), *shapes)
             if key not in self._fits:  # the fused step skips feeds(): check memory here
-                sizes = {d: n for name, v in inputs.items() if name in prog.inputs
-                         for d, n in zip(prog[prog.inputs[name]].shape, np.shape(v))
+                # (values that are not arrays go through feeds(), which checks them)
+                sizes = {d: n for (name, _), shape in zip(inputs.items(), shapes)
+                         if shape is not None and name in prog.inputs
+                         for d, n in zip(prog[prog.inputs[name]].shape, shape)
                          if isinstance(d, str)}
-                self.fits(prog, sizes)
+                self._check_memory(prog, sizes)
                 self._fits.add(key)
             loss = fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
                          clip_grad_value=clip_grad_value)
@@ -238,15 +241,17 @@ class Model:
                  **{program.state[k]: v for k, v in self.state.items() if k in program.state}}
         if program.step is not None:
             feeds[program.step] = np.asarray(self.step, np.int64)
-        self.fits(program, sizes)
+        self._check_memory(program, sizes)
         return feeds
 
-    def fits(self, program: Program, sizes: dict[str, int]) -> None:
+    def _check_memory(self, program: Program, sizes: dict[str, int]) -> None:
         """Refuse a call whose arrays would not fit in memory (an InputError instead of a
         MemoryError deep inside); checked once per program and batch size."""
-        key = (id(program), *sorted(sizes.items()))
+        key = (id(program), *sizes.items())  # in the inputs' order: the same every call
         if key not in self._fits:
             check_memory(program, sizes, self.dtype)
+            if len(self._fits) > 1000:  # traces build a program per call: do not grow
+                self._fits.clear()
             self._fits.add(key)
 
     # params --------------------------------------------------------------------------
