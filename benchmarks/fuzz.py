@@ -35,9 +35,9 @@ import graphc  # noqa: E402
 from graphc import runtime  # noqa: E402
 from graphc.errors import GraphcError  # noqa: E402
 
-MEMORY = 64 * 2**20  # the memory graphc is told it has, while fuzzing
+MEMORY = 64 * 2**20  # the memory graphc is told it has while fuzzing: huge sizes are refused
 
-# values that replace a value of another type; big sizes stay small enough to allocate
+# values that replace a value of another type
 OTHERS: list[Any] = [None, True, False, 0, 1, -1, -5, 2, 3, 7, 0.5, 1.0, -2.5, math.nan,
                      math.inf, "", "x", "B", "relu", "zeros", "h1", "nodes", [], [1], [1, 2],
                      [[1.0, 2.0]], ["B", 3], [None], [{}], {}, {"name": 3}, {"name": "normal"},
@@ -55,7 +55,7 @@ def examples() -> list[tuple[str, dict]]:
 
 
 def _slots(tree: Any, path: tuple = ()) -> list[tuple]:
-    """Paths of every value under the spec (the top level excluded)."""
+    """Paths of every value under the spec (not the spec itself)."""
     out = []
     items = tree.items() if isinstance(tree, dict) else \
         enumerate(tree) if isinstance(tree, list) else ()
@@ -143,7 +143,8 @@ def run_case(spec: dict, rng: np.random.Generator) -> str:
             feeds[name] = copy.deepcopy(OTHERS[int(rng.integers(len(OTHERS)))])
         m.forward(**feeds)
         if m.program.loss is not None:
-            m.grad(**feeds)
+            names = [*m.program.inputs, *m.program.params, "x", "h1"]
+            m.grad(wrt=[names[int(rng.integers(len(names)))]], **feeds)
             m.train_step(graphc.optim.SGD(lr=0.01), **feeds)
             if g.train is not None:
                 data = {k: np.concatenate([v] * 2) for k, v in feeds.items()

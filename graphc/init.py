@@ -44,8 +44,6 @@ def check(init: Any, shape: Shape) -> None:
             values = np.asarray(init, dtype=float)
         except (ValueError, TypeError, OverflowError):
             raise ValueError("init values are not a regular nested list of numbers") from None
-        if not np.isfinite(values).all():
-            raise ValueError("init values must be finite numbers (no NaN or infinity)")
         if isinstance(init, list) and values.shape != tuple(shape):
             raise ValueError(f"init values have shape {list(values.shape)}, the param "
                              f"{list(shape)}")

@@ -225,11 +225,3 @@ def test_nan_in_spec_json_text_is_refused():
     text = graphc.spec.dumps(spec_with("inputs.x", {"shape": [], "value": 1.0}))
     e = load_error(text.replace("1.0", "NaN"))
     assert str(e).startswith("<string>: inputs.x.value: NaN is not a finite number")
-
-
-@pytest.mark.parametrize("init", [math.nan, [math.inf, 1.0]])
-def test_param_init_values_must_be_finite(init):
-    s = copy.deepcopy(DENSE)
-    s["params"] = {"w": {"shape": [2], "init": init}}
-    e = load_error(s)
-    assert e.place == "params.w.init" and "finite" in str(e)
