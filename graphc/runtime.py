@@ -75,7 +75,7 @@ class Model:
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
         self._names: dict[Any, list[str]] = {}
-        self._fits: set[Any] = set()  # (program, sizes) whose memory need was checked
+        self._fitted: set[Any] = set()  # (program, sizes) whose memory need was checked
 
     def __repr__(self) -> str:
         n = sum(p.size for p in self.params.values())
@@ -168,16 +168,13 @@ class Model:
         fused = getattr(self.backend, "train_step", None)
         prog = self.grad_program((), training)
         if fused is not None and training and not prog.updates and prog.step is None:
+            # the fused step skips feeds(): check memory here (values that are not arrays
+            # go through feeds(), which checks them)
             shapes = [getattr(v, "shape", None) for v in inputs.values()]
-            key = (id(prog), *shapes)
-            if key not in self._fits:  # the fused step skips feeds(): check memory here
-                # (values that are not arrays go through feeds(), which checks them)
-                sizes = {d: n for (name, _), shape in zip(inputs.items(), shapes)
-                         if shape is not None and name in prog.inputs
-                         for d, n in zip(prog[prog.inputs[name]].shape, shape)
-                         if isinstance(d, str)}
-                self._check_memory(prog, sizes)
-                self._fits.add(key)
+            self._fits((id(prog), *shapes), prog, lambda: {
+                d: n for (name, _), shape in zip(inputs.items(), shapes)
+                if shape is not None and name in prog.inputs
+                for d, n in zip(prog[prog.inputs[name]].shape, shape) if isinstance(d, str)})
             loss = fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
                          clip_grad_value=clip_grad_value)
             self.step += 1
@@ -235,24 +232,25 @@ class Model:
     def feeds(self, program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Arrays by node id for the program's inputs, params, state and step, the inputs
         checked against the spec."""
-        sizes: dict[str, int] = {}
-        feeds = {**bind_inputs(self.graph, program, inputs, self.dtype, sizes),
+        bound: dict[str, tuple[int, str]] = {}
+        feeds = {**bind_inputs(self.graph, program, inputs, self.dtype, bound),
                  **{program.params[k]: v for k, v in self.params.items() if k in program.params},
                  **{program.state[k]: v for k, v in self.state.items() if k in program.state}}
         if program.step is not None:
             feeds[program.step] = np.asarray(self.step, np.int64)
-        self._check_memory(program, sizes)
+        self._fits((id(program), *bound.items()), program,
+                   lambda: {d: n for d, (n, _) in bound.items()})
         return feeds
 
-    def _check_memory(self, program: Program, sizes: dict[str, int]) -> None:
+    def _fits(self, key: Any, program: Program, sizes: Any) -> None:
         """Refuse a call whose arrays would not fit in memory (an InputError instead of a
-        MemoryError deep inside); checked once per program and batch size."""
-        key = (id(program), *sizes.items())  # in the inputs' order: the same every call
-        if key not in self._fits:
-            check_memory(program, sizes, self.dtype)
-            if len(self._fits) > 1000:  # traces build a program per call: do not grow
-                self._fits.clear()
-            self._fits.add(key)
+        MemoryError deep inside); checked once per `key`, a program and its batch size.
+        `sizes()` gives the symbolic dims' sizes, computed only then."""
+        if key not in self._fitted:
+            check_memory(program, sizes(), self.dtype)
+            if len(self._fitted) > 1000:  # traces build a program per call: do not grow
+                self._fitted.clear()
+            self._fitted.add(key)
 
     # params --------------------------------------------------------------------------
     def reset_params(self, seed: int | None = None) -> None:
@@ -383,20 +381,21 @@ def _bytes(n: int) -> str:
 
 
 def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
-                dtype: np.dtype, sizes: dict[str, int] | None = None) -> dict[str, np.ndarray]:
-    """Check and convert input arrays, binding symbolic dims consistently (into `sizes`,
-    when given)."""
+                dtype: np.dtype, bound: dict[str, tuple[int, str]] | None = None
+                ) -> dict[str, np.ndarray]:
+    """Check and convert input arrays, binding symbolic dims consistently (`bound`, when
+    given, receives each dim's size and the input it was read from)."""
     for name in inputs:
         if name not in program.inputs:
             hint = did_you_mean(name, program.inputs)
             raise InputError(f"unknown input {name!r}"
                              + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
-    # an output may be an input itself (an output "x"): then it is fed though nothing reads it
-    used = {a for n in program for a in n.args} | {*program.outputs.values(), program.loss}
-    dims: dict[str, tuple[int, str]] = {}
+    used = {a for n in program for a in n.args}
+    dims: dict[str, tuple[int, str]] = {} if bound is None else bound
     out = {}
     for name, node_id in program.inputs.items():
-        if node_id not in used and name not in inputs:
+        if node_id not in used and name not in inputs and node_id != program.loss \
+                and node_id not in program.outputs.values():  # an output "x" is fed too
             continue
         if name in inputs:
             value = inputs[name]
@@ -407,8 +406,6 @@ def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
                              f"default \"value\" in the spec)")
         node = program[node_id]
         out[node_id] = _coerce(name, value, node.dtype, node.shape, dtype, dims)
-    if sizes is not None:
-        sizes.update((d, n) for d, (n, _) in dims.items())
     return out
 
 
