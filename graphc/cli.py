@@ -134,23 +134,30 @@ def parse_sets(items: tuple[str, ...]) -> dict[str, Any]:
                              "or --set x=@x.npy")
         if text.startswith("@"):
             try:
-                out[name] = np.load(text[1:], allow_pickle=False)
+                out[name] = value = np.load(text[1:], allow_pickle=False)
             except (OSError, ValueError) as e:
                 raise InputError(f"--set {name}: cannot read {text[1:]!r} as a .npy file "
                                  f"({e})") from None
-            continue
+        else:
+            try:  # json.loads takes NaN and Infinity: refused below, with nan and inf
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                if text.strip().lower().lstrip("+-") not in ("nan", "inf", "infinity"):
+                    raise InputError(f"--set {name}: {text!r} is not a JSON number or list "
+                                     f"({e.msg} at column {e.colno})") from None
+                value = float(text)  # nan, inf: the same answer as NaN, below
+            if isinstance(value, bool) or not isinstance(value, (int, float, list)):
+                raise InputError(f"--set {name}: expected a number or a nested list, "
+                                 f"got {text!r}")
+            out[name] = value
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"--set {name}: {text!r} is not a JSON number or list "
-                             f"({e.msg} at column {e.colno})") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float, list)):
-            raise InputError(f"--set {name}: expected a number or a nested list, got {text!r}")
-        try:
-            np.asarray(value, dtype=float)
-        except (ValueError, TypeError):
+            numbers = np.asarray(value, dtype=float)
+        except (ValueError, TypeError, OverflowError):
             raise InputError(f"--set {name}: {text!r} is not a regular array of numbers") from None
-        out[name] = value
+        if not np.isfinite(numbers).all():
+            bad = numbers.flat[int(np.argmin(np.isfinite(numbers).ravel()))]
+            word = "NaN" if bad != bad else ("Infinity" if bad > 0 else "-Infinity")
+            raise InputError(f"--set {name}: {word} is not a finite number; pass finite values")
     return out
 
 

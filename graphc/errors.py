@@ -47,6 +47,14 @@ class ShapeWarning(UserWarning):
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """A 'did you mean ...?' hint, or None when nothing is close."""
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else None
+    """A 'did you mean ...?' hint, or None when nothing is close. A match but for case
+    comes first (`Relu` -> `relu`, not `elu`); the cutoff 0.5 lets short names such as
+    `h9` find `h1`."""
+    word, choices = str(word), [str(c) for c in choices]
+    same = [c for c in choices if c.lower() == word.lower()]
+    if same:
+        return f"did you mean {same[0]!r}?"
+    scored = [(difflib.SequenceMatcher(None, word, c).ratio(), -i, c)
+              for i, c in enumerate(choices)]  # ties go to the one listed first
+    best = max(scored, default=None)
+    return f"did you mean {best[2]!r}?" if best and best[0] >= 0.5 else None

@@ -39,12 +39,14 @@ def check(init: Any, shape: Shape) -> None:
     """Raise ValueError saying what is wrong with an init for a param of this shape."""
     if not all(isinstance(d, int) for d in shape):
         raise ValueError(f"parameter shapes must be integers, got {list(shape)}")
-    if isinstance(init, (int, float)) and not isinstance(init, bool):
-        return
-    if isinstance(init, list):
-        got = np.asarray(init, dtype=float).shape
-        if got != tuple(shape):
-            raise ValueError(f"init values have shape {list(got)}, the param {list(shape)}")
+    if isinstance(init, (int, float, list)) and not isinstance(init, bool):
+        try:
+            values = np.asarray(init, dtype=float)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError("init values are not a regular nested list of numbers") from None
+        if isinstance(init, list) and values.shape != tuple(shape):
+            raise ValueError(f"init values have shape {list(values.shape)}, the param "
+                             f"{list(shape)}")
         return
     name, opts = _split(init)
     if name not in OPTIONS:
@@ -54,6 +56,12 @@ def check(init: Any, shape: Shape) -> None:
     if unknown:
         raise ValueError(f"initializer {name!r} takes {sorted(OPTIONS[name]) or 'no options'}, "
                          f"not {sorted(unknown)}")
+    for key, v in opts.items():  # rng.normal and friends raise TypeError on a string
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(f"option {key!r} of initializer {name!r} must be a finite number, "
+                             f"not {v!r}")
+    if opts.get("std", 0) < 0:
+        raise ValueError(f"option 'std' of initializer {name!r} must not be negative")
     if name == "orthogonal" and len(shape) < 2:
         raise ValueError("orthogonal init needs at least two dimensions")
 

@@ -39,7 +39,7 @@ KINDS = {
     "custom": "custom kernel",
     "composite": "composite: expands into primitive ops at lowering",
 }
-ATTR_KINDS = {"axis": "int (an axis)", "axes": "int, list of ints, or null",
+ATTR_KINDS = {"axis": "int (an axis)", "size": "int > 0", "axes": "int, list of ints, or null",
               "shape": "list of ints", "json": "any JSON value"}
 
 

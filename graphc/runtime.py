@@ -6,6 +6,8 @@ compiled once by the backend; inputs are checked against the spec before every c
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +16,11 @@ from typing import Any
 import numpy as np
 
 from graphc import backends
+from graphc import dims as dimsmod
 from graphc import init as initializers
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError, did_you_mean
-from graphc.ir import FLOAT, FLOAT_DTYPES, Program, format_shape
+from graphc.ir import FLOAT, FLOAT_DTYPES, Node, Program, format_shape
 from graphc.optim import clip_gradients
 from graphc.passes import forward_program, grad_program, prune, specialize
 from graphc.spec import Graph
@@ -64,12 +67,15 @@ class Model:
         self.backend_name = backend
         self.backend = backends.get(backend, **options)
         self.options = options
+        check_memory(self.program, {}, self.dtype, what="allocating the params",
+                     advice="make the layers smaller", kinds=("param", "state"))
         self.params: dict[str, np.ndarray] = init_params(self.program, self.dtype)
         self.state: dict[str, np.ndarray] = init_state(self.program, self.dtype)
         self.step = 0  # training calls so far: the `step` of random draws
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
         self._names: dict[Any, list[str]] = {}
+        self._fitted: set[Any] = set()  # (program, sizes) whose memory need was checked
 
     def __repr__(self) -> str:
         n = sum(p.size for p in self.params.values())
@@ -162,6 +168,13 @@ class Model:
         fused = getattr(self.backend, "train_step", None)
         prog = self.grad_program((), training)
         if fused is not None and training and not prog.updates and prog.step is None:
+            # the fused step skips feeds(): check memory here (values that are not arrays
+            # go through feeds(), which checks them)
+            shapes = [getattr(v, "shape", None) for v in inputs.values()]
+            self._fits((id(prog), *shapes), prog, lambda: {
+                d: n for (name, _), shape in zip(inputs.items(), shapes)
+                if shape is not None and name in prog.inputs
+                for d, n in zip(prog[prog.inputs[name]].shape, shape) if isinstance(d, str)})
             loss = fused(self, optimizer, inputs, clip_grad_norm=clip_grad_norm,
                          clip_grad_value=clip_grad_value)
             self.step += 1
@@ -219,12 +232,25 @@ class Model:
     def feeds(self, program: Program, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Arrays by node id for the program's inputs, params, state and step, the inputs
         checked against the spec."""
-        feeds = {**bind_inputs(self.graph, program, inputs, self.dtype),
+        bound: dict[str, tuple[int, str]] = {}
+        feeds = {**bind_inputs(self.graph, program, inputs, self.dtype, bound),
                  **{program.params[k]: v for k, v in self.params.items() if k in program.params},
                  **{program.state[k]: v for k, v in self.state.items() if k in program.state}}
         if program.step is not None:
             feeds[program.step] = np.asarray(self.step, np.int64)
+        self._fits((id(program), *bound.items()), program,
+                   lambda: {d: n for d, (n, _) in bound.items()})
         return feeds
+
+    def _fits(self, key: Any, program: Program, sizes: Any) -> None:
+        """Refuse a call whose arrays would not fit in memory (an InputError instead of a
+        MemoryError deep inside); checked once per `key`, a program and its batch size.
+        `sizes()` gives the symbolic dims' sizes, computed only then."""
+        if key not in self._fitted:
+            check_memory(program, sizes(), self.dtype)
+            if len(self._fitted) > 1000:  # traces build a program per call: do not grow
+                self._fitted.clear()
+            self._fitted.add(key)
 
     # params --------------------------------------------------------------------------
     def reset_params(self, seed: int | None = None) -> None:
@@ -283,19 +309,93 @@ def read_params(path: str | Path, like: Mapping[str, np.ndarray],
     return out
 
 
+def available_memory() -> int:
+    """Bytes of memory available now: MemAvailable of /proc/meminfo (Linux), else the
+    physical memory."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return 2**63  # unknown: do not refuse
+
+
+def memory_need(program: Program, sizes: Mapping[str, int], dtype: np.dtype,
+                kinds: tuple[str, ...] | None = None) -> tuple[int, Node | None, int]:
+    """Bytes of all the program's values once its symbolic dims have `sizes` (the NumPy
+    reference keeps every one; compiled backends keep fewer), the largest value and its
+    bytes. Values whose dims are not all bound are left out."""
+    total, largest, most = 0, None, 0
+    for node in program:
+        if kinds is not None and node.op not in kinds:
+            continue
+        n = 1
+        for d in node.shape:
+            if not isinstance(d, int):
+                if not all(k in sizes for k in dimsmod.names(d)):
+                    break
+                d = dimsmod.evaluate(d, dict(sizes))
+            n *= d
+        else:
+            size = n * (dtype.itemsize if node.dtype == FLOAT else np.dtype(node.dtype).itemsize)
+            total += size
+            if size > most:
+                largest, most = node, size
+    return total, largest, most
+
+
+def check_memory(program: Program, sizes: Mapping[str, int], dtype: np.dtype,
+                 what: str = "this call", advice: str = "use a smaller batch",
+                 kinds: tuple[str, ...] | None = None) -> None:
+    """Raise InputError when the values need more memory than is available."""
+    total, node, most = memory_need(program, sizes, dtype, kinds)
+    if node is None:
+        return
+    free = available_memory()
+    if total > free:
+        shape = [dimsmod.evaluate(d, dict(sizes)) for d in node.shape]
+        kind = dtype.name if node.dtype == FLOAT else node.dtype
+        batch = ", ".join(f"{k} = {v:,}" for k, v in sizes.items())
+        raise InputError(f"{what}{f' ({batch})' if batch else ''} needs about "
+                         f"{_bytes(total)} for its arrays, more than the {_bytes(free)} of "
+                         f"memory available; the largest is {_label(program, node)} "
+                         f"{kind}{shape} ({_bytes(most)}); {advice}")
+
+
+def _label(program: Program, node: Node) -> str:
+    if node.name is not None:
+        return repr(node.name)
+    if node.grad_of is not None and program[node.grad_of].name is not None:
+        return f"the gradient of {program[node.grad_of].name!r}"
+    return f"a {node.op} value"
+
+
+def _bytes(n: int) -> str:
+    unit = min(int(math.log(max(n, 1), 1024)), 4)
+    return f"{n / 1024 ** unit:.1f} {('bytes', 'KiB', 'MiB', 'GiB', 'TiB')[unit]}"
+
+
 def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
-                dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Check and convert input arrays, binding symbolic dims consistently."""
+                dtype: np.dtype, bound: dict[str, tuple[int, str]] | None = None
+                ) -> dict[str, np.ndarray]:
+    """Check and convert input arrays, binding symbolic dims consistently (`bound`, when
+    given, receives each dim's size and the input it was read from)."""
     for name in inputs:
         if name not in program.inputs:
             hint = did_you_mean(name, program.inputs)
             raise InputError(f"unknown input {name!r}"
                              + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
     used = {a for n in program for a in n.args}
-    dims: dict[str, tuple[int, str]] = {}
+    dims: dict[str, tuple[int, str]] = {} if bound is None else bound
     out = {}
     for name, node_id in program.inputs.items():
-        if node_id not in used and name not in inputs:
+        if node_id not in used and name not in inputs and node_id != program.loss \
+                and node_id not in program.outputs.values():  # an output "x" is fed too
             continue
         if name in inputs:
             value = inputs[name]

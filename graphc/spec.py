@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 
 from graphc import init as initializers
 from graphc.errors import SpecError, did_you_mean
@@ -123,10 +124,13 @@ def read(src: Any) -> tuple[dict[str, Any], str | None]:
                     hint="pass a file path, a JSON string, a dict or a graphc.Graph")
 
 
-def from_dict(spec: dict[str, Any], source: str | None = None) -> Graph:
+def from_dict(spec: dict[str, Any], source: str | None = None,
+              imported: bool = False) -> Graph:
     """Check the spec's structure against the schema and build a Graph (not yet
-    checked semantically: see graphc.passes.validate)."""
-    check_structure(spec, source)
+    checked semantically: see graphc.passes.validate). `imported=True` (a spec read from
+    ONNX) lets input shapes hold 0 and constants be infinite: ONNX models may take empty
+    tensors and hold -inf (the max of an empty set); in a written spec both are mistakes."""
+    check_structure(spec, source, imported)
     return Graph(name=spec["name"], doc=spec.get("doc"), seed=spec.get("seed", 0),
                  inputs=spec["inputs"], params=spec.get("params", {}), nodes=spec["nodes"],
                  outputs=spec["outputs"], loss=spec.get("loss"), train=spec.get("train"),
@@ -140,7 +144,7 @@ def json_path(parts) -> str:
     return out or "(top level)"
 
 
-def check_structure(spec: Any, source: str | None = None) -> None:
+def check_structure(spec: Any, source: str | None = None, imported: bool = False) -> None:
     if not isinstance(spec, dict):
         raise SpecError(f"a spec is a JSON object, not {type(spec).__name__}", source=source)
     for key in spec:
@@ -150,8 +154,12 @@ def check_structure(spec: Any, source: str | None = None) -> None:
     if "graphc" in spec and spec["graphc"] != FORMAT:
         raise SpecError(f"unsupported format {spec['graphc']!r}", place="graphc", source=source,
                         hint=f"this graphc reads format {FORMAT}")
+    if "nodes" not in spec:
+        raise SpecError("'nodes' is a required property", place="(top level)", source=source,
+                        hint='add "nodes": [...], the list of operations')
     # nodes are checked by hand: jsonschema takes seconds on a 10,000-node spec
-    _check_nodes(spec.get("nodes"), source)
+    _check_nodes(spec["nodes"], source)
+    _check_numbers(spec, source, imported)
     rest = {k: v for k, v in spec.items() if k != "nodes"}
     rest["nodes"] = []
     errors = sorted(_validator().iter_errors(rest),
@@ -169,13 +177,60 @@ def check_structure(spec: Any, source: str | None = None) -> None:
         raise SpecError(msg, place=json_path(e.absolute_path), hint=hint, source=source)
 
 
+def _check_numbers(spec: dict[str, Any], source: str | None, imported: bool = False) -> None:
+    """What the schema lets through: its "integer" takes 2.0, and JSON or a dict can hold
+    NaN. Sizes are positive ints, the seed a non-negative int, values finite numbers.
+    Runs before the schema, whose messages for these are vaguer; skips what is not even
+    the right type (the schema reports that)."""
+    seed = spec.get("seed", 0)
+    if type(seed) is not int or seed < 0:
+        raise SpecError(f"seed must be a non-negative integer, not {seed!r}", place="seed",
+                        source=source)
+    for key, symbols in (("inputs", True), ("params", False)):
+        entries = spec.get(key)
+        for name, entry in entries.items() if isinstance(entries, dict) else ():
+            if not isinstance(entry, dict):
+                continue  # the schema says what it should be
+            if isinstance(entry.get("shape"), list):
+                check_shape(entry["shape"], f"{key}.{name}.shape", source, symbols,
+                            imported and key == "inputs")
+            if "value" in entry and not imported:
+                check_finite(entry["value"], f"{key}.{name}.value", source)
+
+
+def check_shape(shape: list, place: str, source: str | None, symbols: bool = True,
+                empty: bool = False) -> None:
+    """Shape entries are positive ints (0 too, with `empty`) or, for inputs, symbol
+    names such as B."""
+    for k, d in enumerate(shape):
+        if type(d) is int and d >= (0 if empty else 1) \
+                or symbols and isinstance(d, str) and d.isidentifier():
+            continue
+        what = "non-negative" if empty else "positive"
+        what = f"{what} integers or names such as B" if symbols else f"{what} integers"
+        raise SpecError(f"shape entries are {what}, not {d!r}", place=f"{place}[{k}]",
+                        source=source)
+
+
+def check_finite(value: Any, place: str, source: str | None) -> None:
+    """A number or a regular nested list of finite numbers (NaN and infinities refused)."""
+    try:
+        a = np.asarray(value, dtype=float)
+    except (ValueError, TypeError, OverflowError):
+        raise SpecError("value is not a number or a regular nested list of numbers",
+                        place=place, source=source) from None
+    if not np.isfinite(a).all():
+        bad = a.flat[int(np.argmin(np.isfinite(a).ravel()))]
+        word = "NaN" if bad != bad else ("Infinity" if bad > 0 else "-Infinity")  # JSON's words
+        raise SpecError(f"{word} is not a finite number", place=place, source=source,
+                        hint="values must be finite; leave the value out to pass it at run time")
+
+
 NODE_KEYS = ("id", "op", "inputs", "attrs", "doc")
 
 
 def _check_nodes(nodes: Any, source: str | None) -> None:
     """The node part of the schema, checked directly (same rules, same places)."""
-    if nodes is None:
-        return
     if not isinstance(nodes, list):
         raise SpecError("must be an array of nodes", place="nodes", source=source)
     for i, node in enumerate(nodes):
@@ -216,7 +271,8 @@ def _validator() -> jsonschema.Draft202012Validator:
 def schema(structural: bool = False) -> dict[str, Any]:
     """The JSON Schema of the spec format. `structural=True` leaves op names and
     attributes to the semantic checks, which give better messages."""
-    dim = {"anyOf": [{"type": "integer", "minimum": 0},
+    least = 0 if structural else 1  # structural: check_shape says it (ONNX may hold 0)
+    dim = {"anyOf": [{"type": "integer", "minimum": least},
                      {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
                       "description": "a symbolic dimension, e.g. B"}]}
     init = {"anyOf": [{"type": "number"}, {"type": "array"},
@@ -251,7 +307,7 @@ def schema(structural: bool = False) -> dict[str, Any]:
             "graphc": {"const": FORMAT},
             "name": {"type": "string", "minLength": 1},
             "doc": {"type": "string"},
-            "seed": {"type": "integer"},
+            "seed": {"type": "integer", "minimum": 0},
             "inputs": {"type": "object", "additionalProperties": {"$ref": "#/$defs/input"}},
             "params": {"type": "object", "additionalProperties": {"$ref": "#/$defs/param"}},
             "nodes": {"type": "array", "items": {"$ref": "#/$defs/node"}},
@@ -267,7 +323,8 @@ def schema(structural: bool = False) -> dict[str, Any]:
                                      "doc": {"type": "string"}}},
             "param": {"type": "object", "required": ["shape"], "additionalProperties": False,
                       "properties": {"shape": {"type": "array",
-                                               "items": {"type": "integer", "minimum": 0}},
+                                               "items": {"type": "integer",
+                                                         "minimum": least}},
                                      "init": {} if structural else init,
                                      "doc": {"type": "string"}}},
             "node": node}}

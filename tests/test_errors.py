@@ -43,7 +43,7 @@ CASES = {
     "unknown attribute": (bad(nodes__0__attrs={"unit": 2}), "nodes[0] (id 'h').attrs",
                           "did you mean 'units'"),
     "attribute type": (bad(nodes__0__attrs={"units": "two"}), "nodes[0] (id 'h').attrs",
-                       "must be an int"),
+                       "must be a positive integer"),
     "missing attribute": (bad(nodes__0__attrs={}), "nodes[0] (id 'h').attrs",
                           "needs attribute 'units'"),
     "unknown activation": (bad(nodes__0__attrs={"units": 2, "activation": "rleu"}),

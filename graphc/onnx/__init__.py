@@ -61,7 +61,7 @@ def load(src: Any, outputs: list[str] | None = None):
     from graphc.passes import lower
 
     model, source = read(src)
-    graph = spec.from_dict(read_model(model, source, outputs=outputs), source)
+    graph = spec.from_dict(read_model(model, source, outputs=outputs), source, imported=True)
     lower(graph)
     return graph
 

@@ -22,7 +22,8 @@ REQUIRED = object()
 
 @dataclass(frozen=True)
 class Attr:
-    """An attribute: kind is int, float, bool, str, axis, axes, shape or json."""
+    """An attribute: kind is int, size (a positive int: units, sizes), float, bool, str,
+    axis, axes, shape or json."""
 
     kind: str
     default: Any = REQUIRED
@@ -39,6 +40,8 @@ class Attr:
             return float(value)
         if k == "int" and _is_int(value):
             return int(value)
+        if k == "size" and _is_int(value) and value > 0:
+            return int(value)
         if k == "bool" and isinstance(value, bool):
             return value
         if k == "str" and isinstance(value, str):
@@ -54,12 +57,14 @@ class Attr:
         if k == "json":
             return value
         wanted = {"axes": "an integer, a list of integers or null", "shape": "a list of integers",
-                  "axis": "an integer"}.get(k, f"a{'n' if k[0] in 'aeiou' else ''} {k}")
+                  "axis": "an integer", "size": "a positive integer"}.get(
+                      k, f"a{'n' if k[0] in 'aeiou' else ''} {k}")
         raise ValueError(f"must be {wanted}, not {value!r}")
 
     def json_schema(self) -> dict:
         s: dict[str, Any] = {
             "float": {"type": "number"}, "int": {"type": "integer"},
+            "size": {"type": "integer", "minimum": 1},
             "bool": {"type": "boolean"}, "str": {"type": "string"},
             "axis": {"type": "integer"},
             "axes": {"anyOf": [{"type": "integer"}, {"type": "null"},
@@ -117,7 +122,8 @@ class Op:
                 len(self.inputs))
 
     def bind(self, attrs: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Attributes with defaults filled in; raises KeyError/ValueError naming the attr."""
+        """Attributes with defaults filled in; raises KeyError/ValueError naming the attr
+        (its `attr` is the attribute's key, for the JSON path of the message)."""
         attrs = dict(attrs or {})
         for key in attrs:
             if key not in self.attrs:
@@ -131,7 +137,9 @@ class Op:
                 try:
                     out[key] = spec.check(attrs[key])
                 except ValueError as e:
-                    raise ValueError(f"attribute {key!r} of op {self.name!r} {e}") from None
+                    err = ValueError(f"attribute {key!r} of op {self.name!r} {e}")
+                    err.attr = key  # type: ignore[attr-defined]
+                    raise err from None
             elif spec.default is REQUIRED:
                 raise ValueError(f"op {self.name!r} needs attribute {key!r}"
                                  + (f" ({spec.doc})" if spec.doc else ""))

@@ -72,7 +72,9 @@ def validate(graph: Graph) -> list[int]:
         try:
             op.bind(node.get("attrs"))
         except (KeyError, ValueError) as e:
-            raise SpecError(e.args[0], place=f"{place}.attrs", source=src) from None
+            key = getattr(e, "attr", None)
+            raise SpecError(e.args[0], place=f"{place}.attrs" + (f".{key}" if key else ""),
+                            source=src) from None
 
     if all(a < b for a, b in edges):
         order = list(range(len(graph.nodes)))  # already in order: the common case, and fast
@@ -94,7 +96,8 @@ def _layer_of(name: str, index: dict[str, int], graph: Graph) -> str | None:
     head = name
     while "." in head:
         head = head.rsplit(".", 1)[0]
-        if head in index and REGISTRY[graph.nodes[index[head]]["op"]].kind == "composite":
+        op = REGISTRY.get(graph.nodes[index[head]]["op"]) if head in index else None
+        if op is not None and op.kind == "composite":  # an unknown op: reported at its node
             return head
     return None
 
