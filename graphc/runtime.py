@@ -20,7 +20,7 @@ from graphc import dims as dimsmod
 from graphc import init as initializers
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError, did_you_mean
-from graphc.ir import FLOAT, FLOAT_DTYPES, Node, Program, format_shape
+from graphc.ir import FLOAT, FLOAT_DTYPES, Node, Program
 from graphc.optim import clip_gradients
 from graphc.passes import forward_program, grad_program, prune, specialize
 from graphc.spec import Graph
@@ -422,17 +422,20 @@ def _coerce(name, value, kind, shape, dtype, dims) -> np.ndarray:
         if raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
             raise InputError(f"input {name!r} holds integer labels; got non-integers")
         arr = raw.astype(kind, copy=False)
+    want = "[" + ", ".join(map(str, shape)) + "]"  # as the generated module says it
     if arr.ndim != len(shape):
-        raise InputError(f"input {name!r}: expected shape {format_shape(shape)}, "
-                         f"got {list(arr.shape)}")
-    for d, got in zip(shape, arr.shape):
+        axes = "axis" if arr.ndim == 1 else "axes"
+        raise InputError(f"input {name!r}: expected shape {want} ({len(shape)} axes), "
+                         f"got {list(arr.shape)} ({arr.ndim} {axes})")
+    for axis, (d, got) in enumerate(zip(shape, arr.shape)):
         if isinstance(d, int):
             if d != got:
-                raise InputError(f"input {name!r}: expected shape {format_shape(shape)}, "
-                                 f"got {list(arr.shape)}")
+                raise InputError(f"input {name!r}: expected shape {want}, got "
+                                 f"{list(arr.shape)}: axis {axis} is {got}, the model wants {d}")
         elif d in dims and dims[d][0] != got:
-            raise InputError(f"input {name!r}: dimension {d} is {got}, but it is "
-                             f"{dims[d][0]} in input {dims[d][1]!r}")
+            raise InputError(f"input {name!r}: expected shape {want}, got {list(arr.shape)}: "
+                             f"axis {axis} ({d}) is {got}, but {d} is {dims[d][0]} in input "
+                             f"{dims[d][1]!r}")
         else:
             dims[d] = (got, name)
     return arr

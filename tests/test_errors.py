@@ -2,6 +2,7 @@
 in Python, one `error:` line and exit 1 on the command line, never a traceback."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -109,7 +110,7 @@ def test_missing_file_and_directory(tmp_path):
 
 
 @pytest.mark.parametrize("arg,text", [
-    ("x=[[1,2]]", "expected shape [B,3], got [1, 2]"),
+    ("x=[[1,2]]", "expected shape [B, 3], got [1, 2]: axis 1 is 2, the model wants 3"),
     ("x=[[1,2,3]", "not a JSON number or list"),
     ("x", "expected NAME=VALUE"),
     ("xx=[[1,2,3]]", "unknown input 'xx' (did you mean 'x'?)"),
@@ -136,8 +137,12 @@ def test_runtime_input_errors():
     two = {"graphc": 1, "name": "two", "inputs": {"x": {"shape": ["B", 3]}, "z": {"shape": ["B"]}},
            "nodes": [{"id": "s", "op": "sum", "inputs": ["x"], "attrs": {"axis": 1}},
                      {"id": "q", "op": "add", "inputs": ["s", "z"]}], "outputs": ["q"]}
-    with pytest.raises(graphc.InputError, match="dimension B is 2, but it is 1 in input 'x'"):
+    with pytest.raises(graphc.InputError, match=re.escape(
+            "input 'z': expected shape [B], got [2]: axis 0 (B) is 2, but B is 1 in input 'x'")):
         graphc.compile(two, backend="numpy").forward(x=np.ones((1, 3)), z=np.ones(2))
+    with pytest.raises(graphc.InputError, match=re.escape(
+            "input 'x': expected shape [B, 3], got [2, 4]: axis 1 is 4, the model wants 3")):
+        graphc.compile(two, backend="numpy").forward(x=np.ones((2, 4)), z=np.ones(2))
     with pytest.raises(graphc.InputError, match="missing input 'y'"):
         s = json.loads(json.dumps(GOOD))
         s["inputs"]["y"] = {"shape": ["B", 2]}

@@ -258,7 +258,8 @@ def _npz(tmp_path, name="d.npz", **arrays):
     ({"x": np.zeros((5, 64))}, ["no array for input 'y'", "it has 'x'"]),
     ({"x": np.zeros((5, 64)), "Y": np.zeros(5, int)}, ["did you mean 'Y'"]),
     ({"x": np.zeros((5, 64)), "y": np.zeros(4, int)}, ["'y' has 4 rows, but 'x' has 5"]),
-    ({"x": np.zeros((5, 63)), "y": np.zeros(5, int)}, ["input 'x': expected shape [B,64]"]),
+    ({"x": np.zeros((5, 63)), "y": np.zeros(5, int)},
+     ["input 'x': expected shape [B, 64], got [5, 63]: axis 1 is 63, the model wants 64"]),
     ({"x": np.full((5, 64), "a"), "y": np.zeros(5, int)}, ["'x' holds <U1 values"]),
     ({"x": np.zeros((5, 64)), "y": np.array([0, 1, 10, 2, 3])},
      ["label 10 at index 2", "10 classes (labels 0..9)"]),
@@ -346,7 +347,7 @@ def test_csv_with_a_named_target_column(tmp_path):
         (["a", "b", "c", "price"], [[1, 2, "x", 4]], "price", "line 2, column 'c': 'x'"),
         (["a", "b", "c", "price"], [[1, 2, 3, 4]], "prise", "did you mean 'price'"),
         (["a", "b", "c", "price"], [[1, 2, 3, 4]], None, "name the target column"),
-        (["a", "b", "price"], [[1, 2, 3]], "price", "expected shape [B,3]"),
+        (["a", "b", "price"], [[1, 2, 3]], "price", "expected shape [B, 3]"),
         (["a", "b", "c", "price"], [[1, 2, 3]], "price", "line 2 has 3 cells"),
     ]:
         with pytest.raises(InputError, match=words.replace("[", r"\[")):
