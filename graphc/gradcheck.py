@@ -48,7 +48,8 @@ def gradcheck(graph: Graph, inputs: Mapping[str, Any] | None = None, *, eps: flo
 
     def loss_at(name: str, arr: np.ndarray) -> float:
         if name in model.params:
-            saved, model.params[name] = model.params[name], arr
+            saved = model.params[name].copy()  # assignment copies into the model's array
+            model.params[name] = arr
             try:
                 return model.grad(**inputs)[0]
             finally:

@@ -49,6 +49,29 @@ class Trace:
         return self.by_id[g] if g in self.by_id else None
 
 
+class ParamDict(dict):
+    """A model's params by name. Assigning `m.params[name] = array` copies the numbers
+    into the model's own array (as torch's load_state_dict does): training never writes
+    into the caller's array, and every backend sees the new values."""
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        old = self.get(name)
+        if old is None:
+            hint = did_you_mean(name, list(self))
+            raise InputError(f"no param named {name!r}" + (f" ({hint})" if hint else ""))
+        try:
+            arr = np.asarray(value, dtype=old.dtype)
+        except (TypeError, ValueError):
+            raise InputError(f"param {name!r}: not a number or a regular array") from None
+        if arr.shape != old.shape:
+            raise InputError(f"param {name!r} has shape {list(old.shape)}, got "
+                             f"{list(arr.shape)}")
+        old[...] = arr
+
+    def __reduce__(self) -> tuple:  # pickle and deepcopy rebuild it whole, not item by item
+        return ParamDict, (dict(self),)
+
+
 class Model:
     """A graph compiled for one backend and dtype, holding its params and state.
 
@@ -69,13 +92,22 @@ class Model:
         self.options = options
         check_memory(self.program, {}, self.dtype, what="allocating the params",
                      advice="make the layers smaller", kinds=("param", "state"))
-        self.params: dict[str, np.ndarray] = init_params(self.program, self.dtype)
+        self.params = init_params(self.program, self.dtype)
         self.state: dict[str, np.ndarray] = init_state(self.program, self.dtype)
         self.step = 0  # training calls so far: the `step` of random draws
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
         self._names: dict[Any, list[str]] = {}
         self._fitted: set[Any] = set()  # (program, sizes) whose memory need was checked
+
+    @property
+    def params(self) -> ParamDict:
+        """The params by name; assigning one copies into the model's storage."""
+        return self._params
+
+    @params.setter
+    def params(self, values: Mapping[str, Any]) -> None:
+        self._params = ParamDict({k: np.array(v, dtype=self.dtype) for k, v in values.items()})
 
     def __repr__(self) -> str:
         n = sum(p.size for p in self.params.values())

@@ -312,7 +312,7 @@ class TrainState:
                     raise ValueError(f"param {name!r} has shape {list(np.shape(p))}, "
                                      f"expected {list(view.shape)}")
                 view[...] = p
-                params[name] = view
+                dict.__setitem__(params, name, view)  # rebind, even in a graphc.Model's ParamDict
             slots = self.slots.setdefault(name, {})
             for s, sview in self.slot_views[name].items():
                 old = slots.get(s)
