@@ -16,6 +16,8 @@ Op kernel fields (`Op.kernel`), by kind:
   reduce: `init`, `step` (of `acc` and `x`), `final` (of `acc` and `n`), `axes`
   (fn(attrs, ndim) -> the reduced axes); softmax: `value` (of `x`, the row maximum `m`
   and `s` = the row's sum of exp(x - m)); shape: `reshape`, `concat`, `count`.
+An op with an `opaque` kernel (registry.OpaqueKernel: conv2d, pooling) is one step of
+its own that reads whole arrays and writes its node's; writers render its code's call.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def kind_of(node: Node) -> str:
         return "source"
     op = REGISTRY[node.op]
     k = op.kernel
+    if op.opaque is not None:
+        return "opaque"
     if op.kind == "elementwise" or "expr" in k:
         return "ew"
     if "index" in k:
@@ -144,6 +148,8 @@ def reads(node: Node) -> list[str]:
         return []
     if kind in ("matmul", "concat"):
         return list(node.args)
+    if kind == "opaque":
+        return [node.args[i] for i in REGISTRY[node.op].opaque.reads if i < len(node.args)]
     if kind != "ew":
         return [node.args[0]]
     op = REGISTRY[node.op]
@@ -173,7 +179,8 @@ def describe(node: Node) -> str:
 @dataclass
 class Step:
     """One kernel: a loop nest over `shape` (`loop`: elementwise stores and reductions)
-    or one node's `matmul`, `softmax`, `concat`, `scalar`, `alias` (a reshaped view)
+    or one node's `matmul`, `opaque` (the op's own kernel), `softmax`, `concat`,
+    `scalar`, `alias` (a reshaped view)
     or `check` (of an input's values). `copies`: (node, array) written in the loop too."""
 
     kind: str
@@ -248,7 +255,11 @@ class Plan:
                 modes[n.id] = "inline"
             else:
                 modes[n.id] = "store"
-        for n in prog:  # BLAS and reshape need whole arrays
+        for n in prog:  # BLAS, opaque kernels and reshape need whole arrays
+            if self.kinds[n.id] == "opaque":
+                for a in reads(n):
+                    if modes[a] not in ARRAY_MODES:
+                        modes[a] = "store"
             if self.kinds[n.id] == "matmul" and self.blas(n):
                 for a in n.args:
                     if modes[a] not in ARRAY_MODES and self.transposed_base(a, modes) is None:
@@ -317,6 +328,8 @@ class Plan:
                 steps.append(Step("loop", [n.id], shape))
             elif kind == "matmul":
                 steps.append(Step("matmul", [n.id]))
+            elif kind == "opaque":
+                steps.append(Step("opaque", [n.id]))
             elif mode == "scalar" and kind in ("source", "count"):
                 prologue.append(Step(mode, [n.id]))  # needs no other value: done first
             elif mode in ("scalar", "alias"):
@@ -425,6 +438,12 @@ class Plan:
                 flops = flops.plus(self.size(step.shape).times(max(ops, 1)))
                 for r in {r for r, _ in body.reads} | set(step.nodes):
                     moved = moved.plus(self.size(prog[r].shape))
+            elif step.kind == "opaque":
+                shapes = [prog[a].shape for a in node.args]
+                over, k = REGISTRY[node.op].opaque.flops(shapes, node.shape, node.attrs)
+                flops = flops.plus(self.size(over).times(k))
+                for x in (*reads(node), node.id):
+                    moved = moved.plus(self.size(prog[x].shape))
             elif step.kind in ("softmax", "concat"):
                 flops = flops.plus(self.size(node.shape).times(5 if step.kind == "softmax"
                                                                else 0))

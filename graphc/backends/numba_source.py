@@ -29,6 +29,7 @@ from graphc.backends.numba_templates import (
     header,
     versions,
 )
+from graphc.errors import CompileError
 from graphc.ir import Program, Shape, format_shape
 from graphc.ops import REGISTRY
 
@@ -233,6 +234,16 @@ class KernelWriter:
             base = self.plan.transposed_base(a)
             args += [base, "True"] if base else [a, "False"]
         return [describe(node), f"matmul2d({', '.join(args)}, {node.id})"]
+
+    def step_opaque(self, step: Step) -> list[str]:
+        """The op's own kernel: the statements its CPU code writes for this node."""
+        node = self.prog[step.nodes[0]]
+        code = REGISTRY[node.op].opaque.code.get("cpu")
+        if code is None:
+            raise CompileError(f"op {node.op!r} has no kernel for the cpu target; give its "
+                               "OpaqueKernel a 'cpu' entry in its op file")
+        shapes = [self.prog[a].shape for a in node.args]
+        return [describe(node), *code.call(list(node.args), node.id, node.attrs, shapes)]
 
     def step_softmax(self, step: Step) -> list[str]:
         node = self.prog[step.nodes[0]]

@@ -188,9 +188,21 @@ else:
             np.dot(a, b, out)
 '''
 
+def op_kernels() -> list:
+    """The CPU code of every op's opaque kernel (registry.KernelCode), each source once."""
+    from graphc.ops import REGISTRY
+
+    seen: dict[str, object] = {}
+    for op in REGISTRY.values():
+        code = op.opaque.code.get("cpu") if op.opaque is not None else None
+        if code is not None:
+            seen.setdefault(code.source, code)
+    return list(seen.values())
+
+
 HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
                 "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d",
-                *RNG_NAMES)
+                *RNG_NAMES, *(name for code in op_kernels() for name in code.names))
 
 RUNTIME = '''
 # Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
@@ -245,7 +257,8 @@ def helpers(dtype: np.dtype) -> str:
     return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
                           tanh=TANH[dtype.name].format(jit=JIT),
                           rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
-                          blas="s" if dtype == np.float32 else "d").strip("\n")
+                          blas="s" if dtype == np.float32 else "d").strip("\n") + "".join(
+        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels())
 
 
 def helpers_module(dtype: np.dtype) -> str:
