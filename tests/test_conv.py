@@ -171,6 +171,29 @@ def test_plan_runs_conv_as_one_opaque_step():
     assert "avg_pool2d_cpu(" in source
 
 
+def test_op_owned_kernels_are_declared_in_their_op_files():
+    """Every opaque kernel has CPU code whose functions the generated modules import;
+    concat and softmax, like the convolutions, are steps of their own in the plan."""
+    from graphc.backends.codegen import Plan
+    from graphc.backends.numba_templates import helper_names, helpers
+    from graphc.ops import REGISTRY
+
+    owned = {n for n, op in REGISTRY.items() if op.opaque is not None}
+    assert {"conv2d", "conv2d_grad_input", "conv2d_grad_weight", "max_pool2d",
+            "max_pool2d_grad", "avg_pool2d", "avg_pool2d_grad", "concat", "softmax",
+            "log_softmax"} == owned
+    source = helpers(np.dtype("float32"))
+    for name in owned:
+        code = REGISTRY[name].opaque.code["cpu"]
+        assert set(code.names) <= set(helper_names())
+        assert all(f"def {f}(" in source for f in code.names), name
+    spec = spec_of([{"id": "j", "op": "concat", "inputs": ["a", "b"], "attrs": {"axis": 1}},
+                    {"id": "s", "op": "softmax", "inputs": ["j"]}], a=["N", 2], b=["N", 3])
+    prog = graphc.compile(spec, backend="numpy").mode_program(False)
+    plan = Plan(prog, list(prog.outputs.values()))
+    assert [s.kind for s in plan.steps] == ["opaque", "opaque"]
+
+
 # ---- pooling details ---------------------------------------------------------------------
 
 @needs_torch
@@ -296,3 +319,16 @@ def test_digits_cnn_example_learns(examples):
     assert acc > 0.95, acc
     assert m.params["conv1.W"].shape == (16, 1, 3, 3)
     assert m.params["conv2.W"].shape == (32, 16, 3, 3)
+
+
+def test_the_docs_example_of_an_op_owned_kernel_runs():
+    """docs/generated-module.md's `cumsum_rows`: a new op's kernel joins the helpers."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "generated-module.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "OpaqueKernel" in b]
+    exec(compile(block, "generated-module.md", "exec"), {})
+    from graphc.ops import REGISTRY
+
+    assert "cumsum_rows" not in REGISTRY

@@ -14,10 +14,11 @@ Op kernel fields (`Op.kernel`), by kind:
   `idx` reads; without `expr` the op is a view); `axis_names` ({name: axis}: output
   indices the expression reads); `check` (a condition on input 0, else ValueError);
   reduce: `init`, `step` (of `acc` and `x`), `final` (of `acc` and `n`), `axes`
-  (fn(attrs, ndim) -> the reduced axes); softmax: `value` (of `x`, the row maximum `m`
-  and `s` = the row's sum of exp(x - m)); shape: `reshape`, `concat`, `count`.
-An op with an `opaque` kernel (registry.OpaqueKernel: conv2d, pooling) is one step of
-its own that reads whole arrays and writes its node's; writers render its code's call.
+  (fn(attrs, ndim) -> the reduced axes); `value` (of `x`, the row maximum `m` and `s` =
+  the row's sum of exp(x - m)): a softmax of a scalar; shape: `reshape`, `count`.
+An op with an `opaque` kernel (registry.OpaqueKernel: concat, softmax, conv2d, pooling)
+is a step of its own that reads whole arrays and writes its node's; writers render the
+statements its code for their target gives.
 """
 
 from __future__ import annotations
@@ -132,9 +133,9 @@ def kind_of(node: Node) -> str:
         return "ew"
     if "index" in k:
         return "view"
-    if op.kind in ("reduce", "matmul", "softmax"):
+    if op.kind in ("reduce", "matmul"):
         return op.kind
-    for key in ("reshape", "concat", "count"):
+    for key in ("reshape", "count"):
         if key in k:
             return key
     raise CompileError(f"op {node.op!r} (kind {op.kind!r}) has no kernel for compiled "
@@ -146,10 +147,12 @@ def reads(node: Node) -> list[str]:
     kind = kind_of(node)
     if kind in ("source", "count"):
         return []
-    if kind in ("matmul", "concat"):
+    if kind == "matmul":
         return list(node.args)
     if kind == "opaque":
-        return [node.args[i] for i in REGISTRY[node.op].opaque.reads if i < len(node.args)]
+        at = REGISTRY[node.op].opaque.reads
+        return list(node.args) if at is None else [node.args[i] for i in at
+                                                     if i < len(node.args)]
     if kind != "ew":
         return [node.args[0]]
     op = REGISTRY[node.op]
@@ -179,8 +182,8 @@ def describe(node: Node) -> str:
 @dataclass
 class Step:
     """One kernel: a loop nest over `shape` (`loop`: elementwise stores and reductions)
-    or one node's `matmul`, `opaque` (the op's own kernel), `softmax`, `concat`,
-    `scalar`, `alias` (a reshaped view)
+    or one node's `matmul`, `opaque` (the op's own kernel), `scalar`, `alias` (a reshaped
+    view)
     or `check` (of an input's values). `copies`: (node, array) written in the loop too."""
 
     kind: str
@@ -334,8 +337,6 @@ class Plan:
                 prologue.append(Step(mode, [n.id]))  # needs no other value: done first
             elif mode in ("scalar", "alias"):
                 steps.append(Step(mode, [n.id]))
-            elif mode == "store" and kind in ("softmax", "concat"):
-                steps.append(Step(kind, [n.id]))
             elif mode == "store":
                 steps.append(Step("loop", [n.id], n.shape))
             if n.id in copies:
@@ -444,10 +445,6 @@ class Plan:
                 flops = flops.plus(self.size(over).times(k))
                 for x in (*reads(node), node.id):
                     moved = moved.plus(self.size(prog[x].shape))
-            elif step.kind in ("softmax", "concat"):
-                flops = flops.plus(self.size(node.shape).times(5 if step.kind == "softmax"
-                                                               else 0))
-                moved = moved.plus(self.size(node.shape).times(2))
         return flops, moved, fused
 
 

@@ -202,7 +202,13 @@ def op_kernels() -> list:
 
 HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
                 "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d",
-                *RNG_NAMES, *(name for code in op_kernels() for name in code.names))
+                *RNG_NAMES)
+
+
+def helper_names() -> tuple[str, ...]:
+    """What a generated module imports from the helpers: the fixed helpers and the
+    functions of every op's kernels (an op registered later adds its own)."""
+    return (*HELPER_NAMES, *(name for code in op_kernels() for name in code.names))
 
 RUNTIME = '''
 # Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
@@ -258,7 +264,8 @@ def helpers(dtype: np.dtype) -> str:
                           tanh=TANH[dtype.name].format(jit=JIT),
                           rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
                           blas="s" if dtype == np.float32 else "d").strip("\n") + "".join(
-        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels())
+        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels()
+        if code.source.strip())
 
 
 def helpers_module(dtype: np.dtype) -> str:
@@ -275,7 +282,7 @@ def header(dtype: np.dtype, helper_module: str | None) -> str:
         middle = helpers(dtype)
     else:
         middle = f"from {helper_module} import (  # noqa: F401\n    " + ", ".join(
-            HELPER_NAMES) + ",\n)"
+            helper_names()) + ",\n)"
     return IMPORTS.strip("\n") + "\n\n" + middle + "\n\n\n" + RUNTIME.strip("\n")
 
 

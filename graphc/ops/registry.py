@@ -103,11 +103,11 @@ class KernelCode:
 @dataclass(frozen=True)
 class OpaqueKernel:
     """A kernel an op owns (convolution, pooling): the planner sees one step that reads
-    the args at positions `reads` (the others only give a shape), writes the node's whole
-    array and costs about `flops(in_shapes, out_shape, attrs)` = (shape, k), i.e. k
+    the args at positions `reads` (None: all; the others only give a shape), writes the
+    node's whole array and costs about `flops(in_shapes, out_shape, attrs)` = (shape, k), i.e. k
     operations per element of that shape; `code` holds its code per target ("cpu")."""
 
-    reads: tuple[int, ...]
+    reads: tuple[int, ...] | None
     flops: Callable[[list[Shape], Shape, dict], tuple[Shape, int]]
     code: dict[str, KernelCode]
 
