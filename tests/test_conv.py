@@ -9,6 +9,8 @@ their cases from tests/opcases.py.)"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -332,3 +334,62 @@ def test_the_docs_example_of_an_op_owned_kernel_runs():
     from graphc.ops import REGISTRY
 
     assert "cumsum_rows" not in REGISTRY
+
+
+# ---- other ways in and out ---------------------------------------------------------------
+
+@needs_torch
+def test_torch_exported_cnn_loads_and_matches_torch(tmp_path):
+    """Conv (groups, stride, 'same'), MaxPool, AveragePool and a global pool from
+    torch.onnx.export, read back by graphc, give torch's values on the cpu backend."""
+    import warnings
+
+    from torch import nn
+
+    import graphc.onnx
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding="same"), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2),
+                        nn.AvgPool2d(2, stride=1, padding=1, count_include_pad=False),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten()).double().eval()
+    x = torch.randn(3, 2, 10, 10, dtype=torch.float64)
+    path = tmp_path / "cnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"],
+                          dynamo=False, opset_version=17, dynamic_axes={"x": {0: "B"}})
+    graph = graphc.onnx.load(path)
+    ops = {n["op"] for n in graph.to_json()["nodes"]}
+    assert {"conv2d", "max_pool2d", "avg_pool2d"} <= ops, ops
+    model = graphc.compile(graph, backend="cpu", dtype="float64")
+    (out,) = model.forward(x=x.numpy()).values()
+    np.testing.assert_allclose(out, net(x).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_standalone_module_computes_convolutions_without_graphc(tmp_path):
+    """`graphc compile` pastes the op kernels' helpers into the module it writes."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from graphc.cli import main
+
+    spec = Path(__file__).resolve().parent.parent / "examples" / "conv_shapes.json"
+    result = CliRunner().invoke(main, ["compile", str(spec), "-o", str(tmp_path),
+                                       "--dtype", "float64"])
+    assert result.exit_code == 0, result.output
+    script = ("import sys; sys.path.insert(0, '.'); import numpy as np, conv_shapes as m; "
+              "p = m.init_params(); x = np.linspace(-1, 1, 6144).reshape(2, 3, 32, 32); "
+              "np.save('y.npy', m.forward(p, x=x)['maps']); "
+              "print(any(k.split('.')[0] == 'graphc' for k in sys.modules))")
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    ref = graphc.compile(spec, backend="numpy", dtype="float64")
+    ref.load(tmp_path / "conv_shapes_params.npz")
+    x = np.linspace(-1, 1, 6144).reshape(2, 3, 32, 32)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref.forward(x=x)["maps"],
+                               rtol=1e-12, atol=1e-12)
