@@ -19,13 +19,14 @@ from graphc.ops.registry import REQUIRED, Attr, Op
 
 REGENERATE = "python -m graphc.opdoc -o docs/ops.md"
 # families in reading order; a family missing here is appended alphabetically
-FAMILY_ORDER = ("elementwise", "activations", "linalg", "reductions", "losses", "penalties",
-                "composite")
+FAMILY_ORDER = ("elementwise", "activations", "linalg", "reductions", "conv", "losses",
+                "penalties", "composite")
 FAMILY_TITLES = {
     "elementwise": "Elementwise arithmetic (NumPy broadcasting)",
     "activations": "Activations",
     "linalg": "Linear algebra and shapes",
     "reductions": "Reductions and softmax",
+    "conv": "Convolution and pooling",
     "losses": "Losses (each returns a scalar)",
     "penalties": "Penalties",
     "composite": "Layers (composite ops)",
@@ -37,6 +38,7 @@ KINDS = {
     "softmax": "softmax kernel",
     "shape": "shape (moves data, no arithmetic)",
     "custom": "custom kernel",
+    "window": "a kernel of its own over sliding windows (declared in its op file)",
     "composite": "composite: expands into primitive ops at lowering",
 }
 ATTR_KINDS = {"axis": "int (an axis)", "size": "int > 0", "axes": "int, list of ints, or null",

@@ -56,12 +56,45 @@ SHAPE_CASES: dict[str, list[tuple]] = {
 }
 
 
+# Ops whose attributes constrain their shapes (a conv's groups): (shapes, attrs) per case.
+EXPLICIT_CASES: dict[str, list[tuple[tuple, dict]]] = {
+    "conv2d": [
+        (((2, 3, 5, 5), (4, 3, 3, 3), (4,)), {}),
+        (((2, 3, 6, 5), (4, 3, 3, 2), (4,)), {"stride": [2, 1], "padding": [1, 2],
+                                             "dilation": [1, 2]}),
+        (((1, 4, 5, 5), (6, 2, 3, 3)), {"groups": 2, "padding": "same"}),
+        (((1, 2, 5, 6), (3, 2, 2, 4), (3,)), {"padding": "same"}),  # padded unevenly
+        (((2, 3, 7, 7), (2, 3, 3, 3)), {"padding": "valid", "stride": 3}),
+        (((1, 4, 6, 6), (4, 1, 3, 3), (4,)), {"groups": 4, "padding": 1, "dilation": 2}),
+    ],
+    "max_pool2d": [
+        (((2, 3, 4, 4),), {"kernel_size": 2}),
+        (((1, 2, 5, 6),), {"kernel_size": [3, 2], "stride": [2, 1], "padding": 1}),
+        (((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}),
+    ],
+    "avg_pool2d": [
+        (((2, 3, 4, 4),), {"kernel_size": 2}),
+        (((1, 2, 5, 6),), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        (((1, 2, 5, 6),), {"kernel_size": [3, 2], "stride": 1, "padding": [1, 1],
+                           "count_include_pad": False}),
+    ],
+    "conv": [
+        (((2, 3, 6, 6),), {"filters": 4, "kernel_size": 3, "activation": "relu",
+                           "init": "normal"}),
+        (((1, 4, 5, 5),), {"filters": 2, "kernel_size": [2, 3], "stride": 2, "groups": 2,
+                           "padding": "valid", "use_bias": False}),
+    ],
+}
+
+
 def ops_under_test() -> list[str]:
     """Every public op: a new op is tested as soon as it is registered."""
     return sorted(op.name for op in REGISTRY.values() if not op.internal)
 
 
 def cases(name: str) -> list[tuple[tuple, dict]]:
+    if name in EXPLICIT_CASES:
+        return list(EXPLICIT_CASES[name])
     op = REGISTRY[name]
     shapes = SHAPE_CASES.get(name)
     if shapes is None:

@@ -27,7 +27,7 @@ def test_the_lectures_examples_are_there():
     names = {p.stem for p in SPECS}
     assert {"neuron", "neuron_sigmoid", "fork", "multiple_uses", "mnist_mlp", "param_count",
             "logistic_regression", "mlp_softmax", "activations", "linear_collapse",
-            "penalty_l1", "penalty_l2"} <= names
+            "penalty_l1", "penalty_l2", "conv_shapes"} <= names
 
 
 @pytest.fixture(scope="module")

@@ -155,6 +155,28 @@ def test_mnist_mlp_parameter_count():
     assert sum(v.size for v in m.params.values()) == 784 * 256 + 256 + 256 * 10 + 10 == 203_530
 
 
+# ---- worked example 4: convolution shapes ---------------------------------------------
+
+def test_convolution_shapes():
+    """3 x 32 x 32 images and 6 filters 3 x 5 x 5: 2 x 6 x 28 x 28 maps, 456 params."""
+    assert check_total("conv_shapes.json") == 6 * (3 * 5 * 5 + 1) == 456
+    r = CliRunner().invoke(cli, ["check", str(EXAMPLES / "conv_shapes.json")])
+    assert re.search(r"^\s+maps\s+float\[2, 6, 28, 28\]\s*$", r.output, re.M), r.output
+    m = graphc.compile(EXAMPLES / "conv_shapes.json", backend="numpy", dtype="float64")
+    x = np.random.default_rng(0).normal(size=(2, 3, 32, 32))
+    maps = m.forward(x=x)["maps"]
+    assert maps.shape == (2, 6, 28, 28)
+    w, b = m.params["maps.W"], m.params["maps.b"]
+    # one output number is the 75-dimensional dot product of a filter and a patch, + bias
+    assert maps[1, 4, 10, 7] == pytest.approx(np.dot(w[4].ravel(),
+                                                     x[1, :, 10:15, 7:12].ravel()) + b[4])
+    one = graphc.compile({**json.loads((EXAMPLES / "conv_shapes.json").read_text()),
+                          "nodes": [{"id": "maps", "op": "conv", "inputs": ["x"],
+                                     "attrs": {"filters": 1, "kernel_size": 5}}]},
+                         backend="numpy")
+    assert one.forward(x=x)["maps"].shape[1:] == (1, 28, 28)
+
+
 # ---- worked example 5: L1 versus L2 ----------------------------------------------------
 
 L1_L2_TABLE = [  # w, sum |w|, sum w^2 (rows of the lectures' table; w exact)

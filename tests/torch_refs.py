@@ -1,4 +1,5 @@
-"""PyTorch's definition of every public op but dense (whose params need torch.nn.Linear):
+"""PyTorch's definition of every public op but the layers dense and conv (whose params
+need torch.nn.Linear and torch.nn.Conv2d):
 the independent reference of tests/test_ops_torch.py and tests/test_oracles_cpu.py.
 
 `COVERED` names the ops without importing torch, so that a test that needs no torch can
@@ -12,7 +13,7 @@ COVERED = frozenset({
     "silu", "gelu", "mish", "softplus", "swish", "matmul", "transpose", "reshape", "concat",
     "sum", "mean", "max", "softmax", "log_softmax", "mse", "sse", "l1_loss", "huber",
     "cross_entropy", "binary_cross_entropy", "bce_with_logits", "l1_penalty", "l2_penalty",
-    "flatten", "dropout", "batch_norm"})
+    "flatten", "dropout", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d"})
 
 
 def references(torch) -> dict:
@@ -49,7 +50,14 @@ def references(torch) -> dict:
                              torch.zeros(c, dtype=x.dtype) if beta is None else beta,
                              training=False, momentum=momentum, eps=eps)
 
+    def _pool(fn):
+        def run(x, kernel_size, stride=None, **kw):
+            return fn(x, kernel_size, stride=kernel_size if stride is None else stride, **kw)
+        return run
+
     return {
+        "conv2d": lambda x, w, b=None, **kw: tF.conv2d(x, w, b, **kw),
+        "max_pool2d": _pool(tF.max_pool2d), "avg_pool2d": _pool(tF.avg_pool2d),
         "flatten": lambda x, start_axis=1: torch.flatten(x, start_axis),
         "dropout": lambda x, p=0.5: tF.dropout(x, p, training=False),
         "batch_norm": _batch_norm,

@@ -14,8 +14,11 @@ Op kernel fields (`Op.kernel`), by kind:
   `idx` reads; without `expr` the op is a view); `axis_names` ({name: axis}: output
   indices the expression reads); `check` (a condition on input 0, else ValueError);
   reduce: `init`, `step` (of `acc` and `x`), `final` (of `acc` and `n`), `axes`
-  (fn(attrs, ndim) -> the reduced axes); softmax: `value` (of `x`, the row maximum `m`
-  and `s` = the row's sum of exp(x - m)); shape: `reshape`, `concat`, `count`.
+  (fn(attrs, ndim) -> the reduced axes); `value` (of `x`, the row maximum `m` and `s` =
+  the row's sum of exp(x - m)): a softmax of a scalar; shape: `reshape`, `count`.
+An op with an `opaque` kernel (registry.OpaqueKernel: concat, softmax, conv2d, pooling)
+is a step of its own that reads whole arrays and writes its node's; writers render the
+statements its code for their target gives.
 """
 
 from __future__ import annotations
@@ -124,13 +127,15 @@ def kind_of(node: Node) -> str:
         return "source"
     op = REGISTRY[node.op]
     k = op.kernel
+    if op.opaque is not None:
+        return "opaque"
     if op.kind == "elementwise" or "expr" in k:
         return "ew"
     if "index" in k:
         return "view"
-    if op.kind in ("reduce", "matmul", "softmax"):
+    if op.kind in ("reduce", "matmul"):
         return op.kind
-    for key in ("reshape", "concat", "count"):
+    for key in ("reshape", "count"):
         if key in k:
             return key
     raise CompileError(f"op {node.op!r} (kind {op.kind!r}) has no kernel for compiled "
@@ -142,8 +147,12 @@ def reads(node: Node) -> list[str]:
     kind = kind_of(node)
     if kind in ("source", "count"):
         return []
-    if kind in ("matmul", "concat"):
+    if kind == "matmul":
         return list(node.args)
+    if kind == "opaque":
+        at = REGISTRY[node.op].opaque.reads
+        return list(node.args) if at is None else [node.args[i] for i in at
+                                                     if i < len(node.args)]
     if kind != "ew":
         return [node.args[0]]
     op = REGISTRY[node.op]
@@ -173,7 +182,8 @@ def describe(node: Node) -> str:
 @dataclass
 class Step:
     """One kernel: a loop nest over `shape` (`loop`: elementwise stores and reductions)
-    or one node's `matmul`, `softmax`, `concat`, `scalar`, `alias` (a reshaped view)
+    or one node's `matmul`, `opaque` (the op's own kernel), `scalar`, `alias` (a reshaped
+    view)
     or `check` (of an input's values). `copies`: (node, array) written in the loop too."""
 
     kind: str
@@ -248,7 +258,11 @@ class Plan:
                 modes[n.id] = "inline"
             else:
                 modes[n.id] = "store"
-        for n in prog:  # BLAS and reshape need whole arrays
+        for n in prog:  # BLAS, opaque kernels and reshape need whole arrays
+            if self.kinds[n.id] == "opaque":
+                for a in reads(n):
+                    if modes[a] not in ARRAY_MODES:
+                        modes[a] = "store"
             if self.kinds[n.id] == "matmul" and self.blas(n):
                 for a in n.args:
                     if modes[a] not in ARRAY_MODES and self.transposed_base(a, modes) is None:
@@ -317,12 +331,12 @@ class Plan:
                 steps.append(Step("loop", [n.id], shape))
             elif kind == "matmul":
                 steps.append(Step("matmul", [n.id]))
+            elif kind == "opaque":
+                steps.append(Step("opaque", [n.id]))
             elif mode == "scalar" and kind in ("source", "count"):
                 prologue.append(Step(mode, [n.id]))  # needs no other value: done first
             elif mode in ("scalar", "alias"):
                 steps.append(Step(mode, [n.id]))
-            elif mode == "store" and kind in ("softmax", "concat"):
-                steps.append(Step(kind, [n.id]))
             elif mode == "store":
                 steps.append(Step("loop", [n.id], n.shape))
             if n.id in copies:
@@ -425,10 +439,12 @@ class Plan:
                 flops = flops.plus(self.size(step.shape).times(max(ops, 1)))
                 for r in {r for r, _ in body.reads} | set(step.nodes):
                     moved = moved.plus(self.size(prog[r].shape))
-            elif step.kind in ("softmax", "concat"):
-                flops = flops.plus(self.size(node.shape).times(5 if step.kind == "softmax"
-                                                               else 0))
-                moved = moved.plus(self.size(node.shape).times(2))
+            elif step.kind == "opaque":
+                shapes = [prog[a].shape for a in node.args]
+                over, k = REGISTRY[node.op].opaque.flops(shapes, node.shape, node.attrs)
+                flops = flops.plus(self.size(over).times(k))
+                for x in (*reads(node), node.id):
+                    moved = moved.plus(self.size(prog[x].shape))
         return flops, moved, fused
 
 

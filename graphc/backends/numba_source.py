@@ -29,6 +29,7 @@ from graphc.backends.numba_templates import (
     header,
     versions,
 )
+from graphc.errors import CompileError
 from graphc.ir import Program, Shape, format_shape
 from graphc.ops import REGISTRY
 
@@ -214,7 +215,7 @@ class KernelWriter:
             expr = f"float({' * '.join(plan.dim(src[a]) for a in axes) or '1'})"
         elif kind == "ew":
             expr = elementwise_expr(node, self.prog, reader.read, [], plan.cast)
-        elif kind == "softmax":
+        elif "value" in REGISTRY[node.op].kernel:  # a softmax of a scalar
             x = reader.read(node.args[0], [])
             expr = substitute(REGISTRY[node.op].kernel["value"], {"x": x, "m": x, "s": 1.0})
         else:  # a view or reshape of a scalar, or of a one-element array
@@ -235,35 +236,15 @@ class KernelWriter:
             args += [base, "True"] if base else [a, "False"]
         return [describe(node), f"matmul2d({', '.join(args)}, {node.id})"]
 
-    def step_softmax(self, step: Step) -> list[str]:
+    def step_opaque(self, step: Step) -> list[str]:
+        """The op's own kernel: the statements its CPU code writes for this node."""
         node = self.prog[step.nodes[0]]
-        shape = node.shape
-        axis = node.attrs["axis"] % len(shape)
-        rows = [d for k, d in enumerate(shape) if k != axis]
-        reader = LoopBody(self.plan, Step("loop", [], tuple(rows)))
-        idx = [f"i{k}" for k in range(len(rows))]
-        at = [*idx[:axis], "j", *idx[axis:]]
-        x = reader.read(node.args[0], at)
-        n = self.plan.dim(shape[axis])
-        value = substitute(REGISTRY[node.op].kernel["value"], {"x": x, "m": "m", "s": "s"})
-        body = ["m = -inf", f"for j in range({n}):", f"    m = maximum(m, {x})", "s = 0.0",
-                f"for j in range({n}):", f"    s += exp({x} - m)", f"for j in range({n}):",
-                f"    {node.id}[{_idx(at)}] = {value}"]
-        return [describe(node)] + self.loops(tuple(rows), body)
-
-    def step_concat(self, step: Step) -> list[str]:
-        node = self.prog[step.nodes[0]]
-        axis = node.attrs["axis"] % len(node.shape)
-        lines, start = [describe(node)], 0
-        for a in node.args:
-            shape = self.prog[a].shape
-            reader = LoopBody(self.plan, Step("loop", [], shape))
-            idx = [f"i{k}" for k in range(len(shape))]
-            value = reader.read(a, idx)
-            at = [f"{i} + {start}" if k == axis and start else i for k, i in enumerate(idx)]
-            lines += self.loops(shape, [f"{node.id}[{_idx(at)}] = {value}"])
-            start += shape[axis]
-        return lines
+        code = REGISTRY[node.op].opaque.code.get("cpu")
+        if code is None:
+            raise CompileError(f"op {node.op!r} has no kernel for the cpu target; give its "
+                               "OpaqueKernel a 'cpu' entry in its op file")
+        shapes = [self.prog[a].shape for a in node.args]
+        return [describe(node), *code.call(list(node.args), node.id, node.attrs, shapes)]
 
     def step_check(self, step: Step) -> list[str]:
         node = self.prog[step.nodes[0]]

@@ -188,9 +188,27 @@ else:
             np.dot(a, b, out)
 '''
 
+def op_kernels() -> list:
+    """The CPU code of every op's opaque kernel (registry.KernelCode), each source once."""
+    from graphc.ops import REGISTRY
+
+    seen: dict[str, object] = {}
+    for op in REGISTRY.values():
+        code = op.opaque.code.get("cpu") if op.opaque is not None else None
+        if code is not None:
+            seen.setdefault(code.source, code)
+    return list(seen.values())
+
+
 HELPER_NAMES = ("F", "inf", "exp", "log", "log1p", "expm1", "sqrt", "tanh", "erf", "where",
                 "maximum", "minimum", "sigmoid", "softplus", "clip_gradients", "matmul2d",
                 *RNG_NAMES)
+
+
+def helper_names() -> tuple[str, ...]:
+    """What a generated module imports from the helpers: the fixed helpers and the
+    functions of every op's kernels (an op registered later adds its own)."""
+    return (*HELPER_NAMES, *(name for code in op_kernels() for name in code.names))
 
 RUNTIME = '''
 # Numba's SSA pass recurses about once per loop of a kernel: big graphs need more room.
@@ -245,7 +263,9 @@ def helpers(dtype: np.dtype) -> str:
     return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
                           tanh=TANH[dtype.name].format(jit=JIT),
                           rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
-                          blas="s" if dtype == np.float32 else "d").strip("\n")
+                          blas="s" if dtype == np.float32 else "d").strip("\n") + "".join(
+        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels()
+        if code.source.strip())
 
 
 def helpers_module(dtype: np.dtype) -> str:
@@ -262,7 +282,7 @@ def header(dtype: np.dtype, helper_module: str | None) -> str:
         middle = helpers(dtype)
     else:
         middle = f"from {helper_module} import (  # noqa: F401\n    " + ", ".join(
-            HELPER_NAMES) + ",\n)"
+            helper_names()) + ",\n)"
     return IMPORTS.strip("\n") + "\n\n" + middle + "\n\n\n" + RUNTIME.strip("\n")
 
 

@@ -15,6 +15,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from graphc.errors import SpecError
+from graphc.onnx import reader_conv
 
 OPSETS = (13, 28)  # the default-domain opsets read (older models are converted up)
 FLOAT_TYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.DOUBLE: "float64"}
@@ -741,11 +742,20 @@ def _normalizer(r: Reader, node, args, at):
     return _out_float(r, x.shape, r.emit("div", [xn, d], out=node.output[0]))
 
 
-for _op in ("Conv", "ConvTranspose", "MaxPool", "AveragePool", "GlobalAveragePool",
-            "GlobalMaxPool", "LRN"):
+def _reads_conv(fn: Callable) -> Handler:
+    def handler(r, node, args, at):
+        return _out_float(r, *fn(r, node, args, at))
+    return handler
+
+
+HANDLERS[("", "Conv")] = _reads_conv(reader_conv.conv)
+HANDLERS[("", "MaxPool")] = HANDLERS[("", "AveragePool")] = _reads_conv(reader_conv.pool)
+HANDLERS[("", "GlobalAveragePool")] = HANDLERS[("", "GlobalMaxPool")] = _reads_conv(
+    reader_conv.global_pool)
+for _op in ("ConvTranspose", "LRN"):
     def _no_cnn(r, node, args, at):
         raise r.error(f"graphc has no {node.op_type} op yet",
-                      hint="convolutional ops come with graphc's CNN ops (docs/onnx.md)")
+                      hint="graphc reads Conv, MaxPool and AveragePool (docs/onnx.md)")
     HANDLERS[("", _op)] = _no_cnn
 
 

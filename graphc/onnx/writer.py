@@ -11,6 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from graphc.errors import CompileError
 from graphc.ir import Node, Program
+from graphc.ops.conv import conv_attrs, pair
 
 OPSET = 20  # every op below exists there, and onnxruntime 1.32 runs all of it
 ELEM = {"float32": TensorProto.FLOAT, "float64": TensorProto.DOUBLE,
@@ -119,6 +120,23 @@ class Writer:
             shape = self.add("Shape", [ins[0]], self.tmp(out))
             size = self.add("ReduceProd", [shape], self.tmp(out), keepdims=0)
             self.add("Cast", [size], out, to=ELEM[self.float])
+        elif n.op == "conv2d":
+            kernel = list(self.p[n.args[1]].shape[2:])
+            stride, dil, pads = conv_attrs(a, kernel)
+            self.add("Conv", ins, out, kernel_shape=kernel, strides=list(stride),
+                     dilations=list(dil), group=int(a["groups"]),
+                     pads=[pads[0], pads[2], pads[1], pads[3]])  # begins, then ends
+        elif n.op in ("max_pool2d", "avg_pool2d"):
+            kernel = list(pair(a["kernel_size"], "kernel_size"))
+            stride = kernel if a["stride"] is None else list(pair(a["stride"], "stride"))
+            ph, pw = pair(a["padding"], "padding")
+            common = dict(kernel_shape=kernel, strides=stride, pads=[ph, pw, ph, pw])
+            if n.op == "max_pool2d":
+                self.add("MaxPool", ins, out, dilations=list(pair(a["dilation"], "dilation")),
+                         **common)
+            else:
+                self.add("AveragePool", ins, out,
+                         count_include_pad=int(a["count_include_pad"]), **common)
         elif n.op == "zeros_like":
             self.add("Mul", [ins[0], self.const(out, 0.0)], out)
         else:

@@ -3,11 +3,13 @@
 from graphc.ops import (  # noqa: F401  (registration happens on import)
     activations,
     composite,
+    conv,
     elementwise,
     internal,
     linalg,
     losses,
     modes,
+    pool,
     reductions,
     regularization,
 )

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from graphc.ops.registry import Attr, Op, register
+from graphc.ops.registry import Attr, KernelCode, Op, OpaqueKernel, register
 from graphc.sugar import F
 
 AXIS_ATTRS = {"axis": Attr("axes", None, doc="an axis, a list of axes, or null for all"),
@@ -77,6 +77,39 @@ def _log_softmax(x, axis):
     return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
 
 
+# The CPU kernel of both: each row (the axis, at every other index) in three passes.
+SOFTMAX_SOURCE = '''
+{jit}
+def softmax_cpu(x, out, axis, take_log):
+    """out = softmax(x) (log_softmax with `take_log`) along `axis`, stably (x - max)."""
+    pre = 1
+    for d in range(axis):
+        pre *= x.shape[d]
+    n = x.shape[axis]
+    post = x.size // (pre * n) if pre * n else 0
+    xs = x.reshape(pre, n, post)
+    ys = out.reshape(pre, n, post)
+    for i in range(pre):
+        for k in range(post):
+            m = -inf
+            for j in range(n):
+                m = maximum(m, xs[i, j, k])
+            s = 0.0
+            for j in range(n):
+                s += exp(xs[i, j, k] - m)
+            for j in range(n):
+                ys[i, j, k] = xs[i, j, k] - m - log(s) if take_log else exp(xs[i, j, k] - m) / s
+'''
+
+
+def _softmax_kernel(log: bool) -> OpaqueKernel:
+    def call(args, out, a, shapes):
+        return [f"softmax_cpu({args[0]}, {out}, {a['axis'] % len(shapes[0])}, {log})"]
+
+    return OpaqueKernel(reads=(0,), flops=lambda shapes, out, a: (out, 5),
+                        code={"cpu": KernelCode(SOFTMAX_SOURCE, call)})
+
+
 def _axis_shape(shapes, a):
     norm_axes(a["axis"], len(shapes[0]))
     return shapes[0]
@@ -85,11 +118,12 @@ def _axis_shape(shapes, a):
 register(Op(name="softmax", family="reductions", inputs=("x",), symbol="softmax",
             kind="softmax", formula="y_j = e^(x_j - m) / Σ_k e^(x_k - m), m = max x",
             gradient="dx = y * (g - Σ g*y)", attrs=dict(SOFTMAX_ATTRS), shape=_axis_shape,
-            ref=_softmax, kernel={"value": "exp(x - m) / s"},
+            ref=_softmax, kernel={"value": "exp(x - m) / s"}, opaque=_softmax_kernel(False),
             grad=lambda g, xs, y, at: [y * (g - F.sum(g * y, axis=at["axis"], keepdims=True))]))
 register(Op(name="log_softmax", family="reductions", inputs=("x",), symbol="log softmax",
             kind="softmax", formula="y_j = x_j - m - ln Σ_k e^(x_k - m), m = max x",
             gradient="dx = g - e^y * Σ g", attrs=dict(SOFTMAX_ATTRS), shape=_axis_shape,
             ref=_log_softmax, kernel={"value": "x - m - log(s)"},
+            opaque=_softmax_kernel(True),
             grad=lambda g, xs, y, at: [
                 g - F.exp(y) * F.sum(g, axis=at["axis"], keepdims=True)]))

@@ -1,13 +1,15 @@
 """The op registry: every op is one `Op` declaration, and everything else reads it.
 
-An declaration holds the op's inputs and attributes, shape rule, NumPy reference,
-gradient rule (written with the same ops, so the backward pass is a graph), kernel kind,
-diagram symbol, formula and the input domain its tests sample from.
+A declaration holds the op's inputs and attributes, shape rule, NumPy reference,
+gradient rule (written with the same ops, so the backward pass is a graph), kernel (a
+scalar expression, kernel fields, or an opaque kernel of its own per target), diagram
+symbol, formula and the input domain its tests sample from.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +89,34 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+@dataclass(frozen=True)
+class KernelCode:
+    """An opaque kernel's code for one target. `source` holds its helper functions, each
+    decorated with a line `{jit}` (the target's decorator); `call(args, out, attrs,
+    shapes)` returns the statements that compute the array named `out` from the node's
+    args (array names, in order, with their shapes; it may read only the `reads` ones)."""
+
+    source: str
+    call: Callable[[list[str], str, dict, list[Shape]], list[str]]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The functions `source` defines (what a generated module imports)."""
+        return tuple(re.findall(r"^def (\w+)\(", self.source, flags=re.M))
+
+
+@dataclass(frozen=True)
+class OpaqueKernel:
+    """A kernel an op owns (convolution, pooling): the planner sees one step that reads
+    the args at positions `reads` (None: all; the others only give a shape), writes the
+    node's whole array and costs about `flops(in_shapes, out_shape, attrs)` = (shape, k), i.e. k
+    operations per element of that shape; `code` holds its code per target ("cpu")."""
+
+    reads: tuple[int, ...] | None
+    flops: Callable[[list[Shape], Shape, dict], tuple[Shape, int]]
+    code: dict[str, KernelCode]
+
+
 @dataclass
 class Op:
     name: str
@@ -109,6 +139,7 @@ class Op:
     # what compiled backends need beyond `expr` (reduction steps, index maps, softmax
     # value); the keys are documented in graphc/backends/codegen.py
     kernel: dict[str, Any] = field(default_factory=dict)
+    opaque: OpaqueKernel | None = None  # a kernel of its own, per target (see above)
 
     @property
     def variadic(self) -> bool:
