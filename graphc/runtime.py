@@ -107,7 +107,18 @@ class Model:
 
     @params.setter
     def params(self, values: Mapping[str, Any]) -> None:
-        self._params = ParamDict({k: np.array(v, dtype=self.dtype) for k, v in values.items()})
+        new = ParamDict({k: np.array(v, dtype=self.dtype) for k, v in values.items()})
+        old = getattr(self, "_params", None)
+        if old is not None:  # the same names and shapes as the model's
+            odd = sorted(old.keys() ^ new.keys())
+            if odd:
+                raise InputError(f"params: {'missing' if odd[0] in old else 'unknown'} param "
+                                 f"{odd[0]!r}")
+            for name, arr in new.items():
+                if arr.shape != old[name].shape:
+                    raise InputError(f"param {name!r} has shape {list(old[name].shape)}, got "
+                                     f"{list(arr.shape)}")
+        self._params = new
 
     def __repr__(self) -> str:
         n = sum(p.size for p in self.params.values())

@@ -64,6 +64,10 @@ def test_assignment_is_checked():
         m.params["h1.B"] = np.zeros(4)
     with pytest.raises(graphc.InputError, match="not a number or a regular array"):
         m.params["h1.b"] = [[1, 2], [3]]
+    with pytest.raises(graphc.InputError, match="params: missing param 'logits.b'"):
+        m.params = {k: v for k, v in m.params.items() if k != "logits.b"}
+    with pytest.raises(graphc.InputError, match="params: unknown param 'extra'"):
+        m.params = {**m.params, "extra": np.zeros(2)}
 
 
 def test_params_copy_and_pickle_whole():

@@ -188,12 +188,15 @@ else:
             np.dot(a, b, out)
 '''
 
-def op_kernels() -> list:
-    """The CPU code of every op's opaque kernel (registry.KernelCode), each source once."""
+def op_kernels(ops: set[str] | None = None) -> list:
+    """The CPU code of every op's opaque kernel (registry.KernelCode), each source once;
+    with `ops`, only those ops' kernels (what a standalone module pastes in)."""
     from graphc.ops import REGISTRY
 
     seen: dict[str, object] = {}
-    for op in REGISTRY.values():
+    for name, op in REGISTRY.items():
+        if ops is not None and name not in ops:
+            continue
         code = op.opaque.code.get("cpu") if op.opaque is not None else None
         if code is not None:
             seen.setdefault(code.source, code)
@@ -258,13 +261,14 @@ def blas_choice() -> str:
     return "scipy" if os.environ.get("GRAPHC_BLAS", "").lower() == "scipy" else "numpy"
 
 
-def helpers(dtype: np.dtype) -> str:
-    """The helpers' source for `dtype` (a module of its own, or pasted into one)."""
+def helpers(dtype: np.dtype, ops: set[str] | None = None) -> str:
+    """The helpers' source for `dtype` (a module of its own, or pasted into one: then
+    with the kernels of the `ops` it uses only)."""
     return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
                           tanh=TANH[dtype.name].format(jit=JIT),
                           rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
                           blas="s" if dtype == np.float32 else "d").strip("\n") + "".join(
-        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels()
+        "\n\n\n" + code.source.replace("{jit}", JIT).strip("\n") for code in op_kernels(ops)
         if code.source.strip())
 
 
@@ -276,10 +280,11 @@ def helpers_module(dtype: np.dtype) -> str:
         + helpers(dtype) + "\n"
 
 
-def header(dtype: np.dtype, helper_module: str | None) -> str:
-    """Imports, helpers (imported from `helper_module`, else pasted in) and workspaces."""
+def header(dtype: np.dtype, helper_module: str | None, ops: set[str] | None = None) -> str:
+    """Imports, helpers (imported from `helper_module`, else pasted in: with the kernels of
+    the `ops` the module uses) and workspaces."""
     if helper_module is None:
-        middle = helpers(dtype)
+        middle = helpers(dtype, ops)
     else:
         middle = f"from {helper_module} import (  # noqa: F401\n    " + ", ".join(
             helper_names()) + ",\n)"

@@ -58,6 +58,8 @@ def _conv(xs, at, layer):
         raise ValueError(f"conv: groups={groups} must divide the input's {channels} channels "
                          f"and the {at['filters']} filters")
     kernel = pair(at["kernel_size"], "kernel_size")
+    if min(kernel) < 1:
+        raise ValueError(f"conv: kernel_size {list(kernel)} must be >= 1")
     w = layer.param("W", (at["filters"], channels // groups, *kernel), at["init"])
     args = [x, w] + ([layer.param("b", (at["filters"],), at["bias_init"])]
                      if at["use_bias"] else [])
@@ -71,12 +73,12 @@ register(Op(name="conv", family="composite", inputs=("x",), symbol="conv",
             formula="y = activation(conv2d(x, W, b)), W: [filters, C/groups, kh, kw], "
                     "b: [filters]",
             gradient="from the primitives it expands into",
-            attrs={"filters": Attr("int", doc="output channels"),
+            attrs={"filters": Attr("size", doc="output channels"),
                    "kernel_size": Attr("json", doc="an int or [kh, kw]"),
                    "stride": Attr("json", 1, doc="an int or [sh, sw]"),
                    "padding": Attr("json", 0, doc="an int, [ph, pw], 'valid' or 'same'"),
                    "dilation": Attr("json", 1, doc="an int or [dh, dw]"),
-                   "groups": Attr("int", 1, doc="channel groups"),
+                   "groups": Attr("size", 1, doc="channel groups"),
                    "activation": Attr("str", "none", doc="an activation op's name, or none"),
                    "use_bias": Attr("bool", True),
                    "init": Attr("json", "he_uniform", doc="initializer of W (fans as "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphc import dims
+from graphc.errors import InputError
 from graphc.ir import format_shape
 from graphc.ops.conv_kernels import CONV_SOURCE
 from graphc.ops.registry import Attr, KernelCode, Op, OpaqueKernel, register
@@ -53,8 +54,8 @@ def out_size(size, pad: int, span: int, stride: int, what: str, axis: str):
     """Output length along one axis: (size + pad - span) // stride + 1; `span` is the
     dilated kernel's extent. Symbolic sizes give a derived dim (`(H - 5)//2 + 1`)."""
     if isinstance(size, int):
-        if size + pad < span:
-            raise ValueError(f"the {what} window spans {span} along {axis} but the padded "
+        if size + pad < span:  # an InputError (a ValueError) when a run binds the size
+            raise InputError(f"the {what} window spans {span} along {axis} but the padded "
                              f"input is only {size + pad} long; pad the input or use a "
                              "smaller window")
         return (size + pad - span) // stride + 1
@@ -91,7 +92,7 @@ CONV_ATTRS = {
     "stride": Attr("json", 1, doc="an int or [sh, sw]"),
     "padding": Attr("json", 0, doc="an int, [ph, pw], 'valid' or 'same' (stride 1)"),
     "dilation": Attr("json", 1, doc="an int or [dh, dw]: the spacing of kernel taps"),
-    "groups": Attr("int", 1, doc="channel groups: in and out channels split evenly"),
+    "groups": Attr("size", 1, doc="channel groups: in and out channels split evenly"),
 }
 
 
