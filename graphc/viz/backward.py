@@ -29,13 +29,13 @@ def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.
     for n in prog:
         back = n.id not in fwd
         sym = REGISTRY[n.op].symbol if n.op in REGISTRY else n.op
-        if n.op in ("input", "param"):
+        if n.op in ("input", "param", "state"):
             sym = n.name
         elif n.op == "const":
             sym = f"{n.attrs['value']:g}"
         if n.grad_of is not None:
             note = f"∂{loss}/∂{sc.label(n.grad_of)}"
-        elif not back and n.name is not None and n.op not in ("input", "param"):
+        elif not back and n.name is not None and n.op not in ("input", "param", "state"):
             note = n.name
         else:
             note = ""
