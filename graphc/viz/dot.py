@@ -257,7 +257,9 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
             color = t.value if mask.shows_value(v) else HIDDEN
             rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
             if opts.maps and name and np.ndim(value) == 4:
-                rows += _map_rows(value, opts, mask.shows_value(v), n.op == "param", t.value)
+                caption, strip = _strip(value, opts, mask.shows_value(v), n.op == "param",
+                                        f"v:{v}")
+                rows += strip + [_row(_font(esc(caption), color, 9))]
     if name:
         rows += _note_rows(opts, f"v:{v}", mask.shows_value(v))
     return rows
@@ -271,13 +273,15 @@ def _shape_arithmetic(sc: Scene, v: str) -> str:
     return fmt_shape(n.shape)
 
 
-def _map_rows(a: np.ndarray, opts: Options, shown: bool, weight: bool, color: str) -> list[str]:
-    """A strip of heatmaps (hidden ones keep their place) and its shared scale."""
+def _strip(a: np.ndarray, opts: Options, shown: bool, weight: bool,
+           key: str) -> tuple[str, list[str]]:
+    """A strip of heatmaps (hidden ones keep their place) and the caption of its shared
+    scale; each image is tagged `key` for the stepper (graphc.viz.maps.inline)."""
     s = strip_of(a, weight)
     if not s.images:
-        return []
+        return "", []
     cells = [f'<td fixedsize="true" width="{s.width}" height="{s.height}">'
-             + (f'<img src="{image_path(data)}"/>' if shown else "") + "</td>"
+             + (f'<img src="{image_path(data, key)}"/>' if shown else "") + "</td>"
              for data in s.images]
     if s.more:
         cells.append(f"<td>{_font(f'+{s.more} more', opts.theme.muted if shown else HIDDEN, 9)}"
@@ -286,8 +290,7 @@ def _map_rows(a: np.ndarray, opts: Options, shown: bool, weight: bool, color: st
              + "".join(cells) + "</tr></table>")
     what = "filters" if weight else "channels"
     scale = f"{fmt(s.vmin, opts.digits)} … {fmt(s.vmax, opts.digits)}"
-    caption = f"{len(s.images)} of {s.channels} {what} · scale {scale}"
-    return [_row(strip), _row(_font(esc(caption), color if shown else HIDDEN, 9))]
+    return f"{len(s.images)} of {s.channels} {what} · scale {scale}", [_row(strip)]
 
 
 def _blank(t: Theme) -> str:
@@ -307,15 +310,16 @@ def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
     if f"g:{key}" in opts.blank:
         return [_blank(opts.theme)]
     color = opts.theme.grad if mask.shows_grad(key) else HIDDEN
-    cell = _font(esc(fmt_grad(g, opts.digits)), color)
+    text, strip = fmt_grad(g, opts.digits), []
+    if opts.maps and np.ndim(g) == 4:  # its scale in the same text: one tag in a stepper
+        weight = sc.program[key.partition("#")[0]].op == "param"
+        caption, strip = _strip(g, opts, mask.shows_grad(key), weight, f"g:{key}")
+        text += " · " + caption
+    cell = _font(esc(text), color)
     cell += "".join(" " + _font(esc(text), role_color(opts.theme, role)
                                 if color != HIDDEN else HIDDEN)
                     for text, role in opts.notes.get(f"g:{key}", ()))
-    rows = [_row(cell)]
-    if opts.maps and np.ndim(g) == 4:
-        weight = sc.program[key.partition("#")[0]].op == "param"
-        rows += _map_rows(g, opts, mask.shows_grad(key), weight, opts.theme.grad)
-    return rows
+    return [_row(cell)] + strip
 
 
 def _label_node(top: list[str], bottom: list[str], t: Theme, vertical: bool = False) -> dict:
@@ -402,18 +406,23 @@ def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: M
             short = n.name[len(unit.name) + 1:] if n.name.startswith(f"{unit.name}.") else n.name
             cell = _font(esc(f"{short} {fmt_shape(n.shape)}"), t.muted, 9)
             g = sc.grad(p)
+            value = sc.value(p)
+            maps = opts.maps and value is not None and np.ndim(value) == 4
+            strips: list[str] = []
             if show_grads and g is not None and f"g:{p}" in opts.blank:
                 cell += " " + _font("‖g‖ ____", t.muted, 9)
             elif show_grads and g is not None:
                 color = t.grad if mask.shows_grad(p) else HIDDEN
-                cell += " " + _font(esc(fmt_grad(g, opts.digits)), color, 9)
+                text = fmt_grad(g, opts.digits)
+                if maps:
+                    caption, strips = _strip(g, opts, mask.shows_grad(p), True, f"g:{p}")
+                    text += " · " + caption
+                cell += " " + _font(esc(text), color, 9)
             rows.append(_row(cell))
             rows += _note_rows(opts, f"u:{p}")
-            value = sc.value(p)
-            if opts.maps and value is not None and np.ndim(value) == 4:
-                rows += _map_rows(value, opts, True, True, t.value)
-            if opts.maps and show_grads and g is not None and np.ndim(g) == 4:
-                rows += _map_rows(g, opts, mask.shows_grad(p), True, t.grad)
+            if maps:
+                caption, strip = _strip(value, opts, True, True, "")  # known from the start
+                rows += strip + [_row(_font(esc(caption), t.muted, 9))] + strips
     convs = [sc.program[i] for i in unit.ids if sc.program[i].op in CONV_OPS]
     tip = {"tooltip": _conv_tooltip(sc, convs[0])} if convs else {}
     return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",

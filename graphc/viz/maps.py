@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
+import html
 import re
 import shutil
 import struct
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 CAP = 8  # heatmaps per strip; the rest are counted ("+8 more")
-SIZE = 28  # pixels of a heatmap's longer side, about (small maps are scaled up)
+SIZE = 36  # pixels of a heatmap's longer side, about (small maps are scaled up)
 MAX_SIDE = 48  # larger maps are subsampled down to this
 CONV_OPS = ("conv2d", "max_pool2d", "avg_pool2d")
 # diverging (signed data, centred at 0): blue - white - red; sequential: viridis' ends
@@ -117,30 +118,37 @@ def strip_of(a: np.ndarray, weight: bool = False) -> Strip:
 
 
 _dir: Path | None = None
+_keys: dict[str, str] = {}  # file-name token -> what the image shows ("v:ID", "g:KEY")
 
 
-def image_path(data: bytes) -> str:
-    """The file of a PNG in this process's directory of heatmaps (named by content)."""
+def image_path(data: bytes, key: str = "") -> str:
+    """The file of a PNG in this process's directory of heatmaps; `key` (a stepper's
+    Mask key) travels in the name and comes back as the image's data-k in `inline`."""
     global _dir
     if _dir is None:
         _dir = Path(tempfile.mkdtemp(prefix="graphc-maps-"))
         atexit.register(shutil.rmtree, _dir, True)
-    path = _dir / (hashlib.sha1(data).hexdigest()[:16] + ".png")
+    token = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
+    _keys[token] = key
+    path = _dir / f"{hashlib.sha1(data).hexdigest()[:16]}_{token}.png"
     if not path.exists():
         path.write_bytes(data)
     return str(path)
 
 
 def inline(svg: str) -> str:
-    """The SVG with this process's heatmap files as data URIs (a file that stands alone)."""
+    """The SVG with this process's heatmap files as data URIs (a file that stands alone),
+    each image tagged data-k with what it shows, so that a stepper can reveal it."""
     if _dir is None or str(_dir) not in svg:
         return svg
 
     def uri(m: re.Match) -> str:
-        data = Path(m.group(1)).read_bytes()
-        return 'xlink:href="data:image/png;base64,' + base64.b64encode(data).decode() + '"'
+        data = base64.b64encode(Path(m.group(1)).read_bytes()).decode()
+        key = html.escape(_keys.get(m.group(2), ""), quote=True)
+        return (f'data-k="{key}" ' if key else "") + f'xlink:href="data:image/png;base64,{data}"'
 
-    return re.sub(r'xlink:href="(' + re.escape(str(_dir)) + r'/[0-9a-f]+\.png)"', uri, svg)
+    return re.sub(r'xlink:href="(' + re.escape(str(_dir)) + r'/[0-9a-f]+_([0-9a-f]+)\.png)"',
+                  uri, svg)
 
 
 def shape_tooltip(op: str, attrs: dict, x_shape: tuple, w_shape: tuple | None) -> str:
