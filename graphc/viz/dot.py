@@ -259,7 +259,7 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
             if opts.maps and name and np.ndim(value) == 4:
                 caption, strip = _strip(value, opts, mask.shows_value(v), n.op == "param",
                                         f"v:{v}")
-                rows += strip + [_row(_font(esc(caption), color, 9))]
+                rows += [_row(_font(esc(caption), color, 9))] + strip  # maps by the edge
     if name:
         rows += _note_rows(opts, f"v:{v}", mask.shows_value(v))
     return rows
@@ -319,7 +319,7 @@ def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
     cell += "".join(" " + _font(esc(text), role_color(opts.theme, role)
                                 if color != HIDDEN else HIDDEN)
                     for text, role in opts.notes.get(f"g:{key}", ()))
-    return [_row(cell)] + strip
+    return strip + [_row(cell)]
 
 
 def _label_node(top: list[str], bottom: list[str], t: Theme, vertical: bool = False) -> dict:
@@ -414,15 +414,16 @@ def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: M
             elif show_grads and g is not None:
                 color = t.grad if mask.shows_grad(p) else HIDDEN
                 text = fmt_grad(g, opts.digits)
-                if maps:
+                if maps:  # the gradient's strip, then its text: one text per param
                     caption, strips = _strip(g, opts, mask.shows_grad(p), True, f"g:{p}")
-                    text += " · " + caption
-                cell += " " + _font(esc(text), color, 9)
+                    strips.append(_row(_font(esc(f"{text} · {caption}"), color, 9)))
+                else:
+                    cell += " " + _font(esc(text), color, 9)
             rows.append(_row(cell))
             rows += _note_rows(opts, f"u:{p}")
             if maps:
                 caption, strip = _strip(value, opts, True, True, "")  # known from the start
-                rows += strip + [_row(_font(esc(caption), t.muted, 9))] + strips
+                rows += [_row(_font(esc(caption), t.muted, 9))] + strip + strips
     convs = [sc.program[i] for i in unit.ids if sc.program[i].op in CONV_OPS]
     tip = {"tooltip": _conv_tooltip(sc, convs[0])} if convs else {}
     return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",
