@@ -113,6 +113,8 @@ _cache: dict[int, tuple[np.ndarray, bool, Strip]] = {}  # id(array): frames redr
 def strip_of(a: np.ndarray, weight: bool = False) -> Strip:
     hit = _cache.get(id(a))
     if hit is None or hit[0] is not a or hit[1] != weight:
+        if len(_cache) > 512:  # it holds its arrays: bounded
+            _cache.clear()
         hit = _cache[id(a)] = (a, weight, make_strip(a, weight))
     return hit[2]
 
