@@ -126,3 +126,14 @@ def test_maps_need_an_image_format(examples, tmp_path):
     r = CliRunner().invoke(main, ["viz", str(examples / "conv_maps.json"), "--maps", "-o",
                                   str(tmp_path / "a.dot")])
     assert r.exit_code == 2 and "--maps embeds images" in r.output
+
+
+def test_the_backward_view_draws_every_4d_node_and_gradient():
+    from graphc.viz import draw_view
+
+    sc = scene_for(EXAMPLES / "conv_maps.json", view="backward")
+    svg = svg_text(draw_view(sc, make_options(view="backward", maps=True), "backward").source)
+    # forward: x 1, conv1.W 4 filters, conv2d / relu / pool 4 each; backward: dL/d of the
+    # pool, its input, the relu's input and its local derivative 4 each, dL/dx 1, dL/dW 4
+    assert len(re.findall(r"<image\b", svg)) == (1 + 4 + 3 * 4) + (4 * 4 + 1 + 4)
+    assert svg.count("4 of 4 filters · scale") == 2  # conv1.W and its gradient
