@@ -9,6 +9,7 @@ of the 784-256-10 MLP at batch 64 (issue 13: each under 2 s), built and rendered
 
     python benchmarks/bench_viz.py            # everything
     python benchmarks/bench_viz.py --targets  # the scaling and teaching-view targets only
+    python benchmarks/bench_viz.py --maps     # the digits CNN with feature maps only
 """
 
 from __future__ import annotations
@@ -151,12 +152,35 @@ def targets() -> None:
                          ("--memory", {"memory": True})]:
         t, _ = once(teaching_view, spec, mnist, **views)
         print(f"{label:<34} {t:>8.2f}  ({t / base:.1f}x the plain view)")
+    maps_targets()
+
+
+def maps_svg(spec, inputs, collapse) -> int:
+    from graphc.viz import draw_view
+
+    sc = scene_for(spec, inputs=inputs, collapse=collapse)
+    return len(render(draw_view(sc, make_options(maps=True), "values").source, "svg"))
+
+
+def maps_targets() -> None:
+    """The digits CNN (conv 16 - pool - batch norm - conv 32 - pool - dense) with --maps
+    (issue 10 item 4: < 2 s), on 8 real digits."""
+    data = np.load(EXAMPLES / "train" / "data" / "digits_train.npz")
+    inputs = {"x": data["x"][:8], "y": data["y"][:8]}
+    spec = EXAMPLES / "train" / "digits_cnn.json"
+    print(f"\n{'digits CNN B=8, --maps (issue 10)':<34} {'seconds':>8} {'MB':>7}  target < 2 s")
+    for label, collapse in (("collapsed", True), ("expanded", False)):
+        t, size = median_time(maps_svg, spec, inputs, collapse)
+        print(f"{label:<34} {t:>8.2f} {size / 1e6:>7.2f}")
 
 
 if __name__ == "__main__":
     import sys
 
-    if "--targets" not in sys.argv:
-        main()
-        print()
-    targets()
+    if "--maps" in sys.argv:
+        maps_targets()
+    else:
+        if "--targets" not in sys.argv:
+            main()
+            print()
+        targets()

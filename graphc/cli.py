@@ -253,31 +253,42 @@ def _shape_text(node) -> str:
 @click.option("--wrt", multiple=True, metavar="INPUT",
               help="Also differentiate with respect to this input ('all': every float "
                    "input). Default: the inputs that have a default value in the spec.")
+@click.option("--train/--eval", "training", default=None,
+              help="Run everything in training mode (dropout masks, batch statistics; "
+                   "prints the state the call leaves) or in evaluation mode. Default: "
+                   "outputs evaluated, gradients trained, as Model.forward and Model.grad do.")
 @click.option("--backend", type=click.Choice(["numpy", "cpu", "cuda"]), default="numpy",
               show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float64",
               show_default=True)
 @friendly
-def run(spec: str, sets: tuple[str, ...], as_json: bool, wrt: tuple[str, ...], backend: str,
-        dtype: str) -> None:
+def run(spec: str, sets: tuple[str, ...], as_json: bool, wrt: tuple[str, ...],
+        training: bool | None, backend: str, dtype: str) -> None:
     """Run SPEC forward and backward; print outputs, loss and gradients."""
     import graphc
     from graphc.ir import FLOAT
 
     model = graphc.compile(load_spec(spec), backend=backend, dtype=dtype)
     inputs = parse_sets(sets)
-    outputs = model.forward(**inputs)
+    state, step = dict(model.state), model.step
+    outputs = model.forward(training=bool(training), **inputs)
     prog = model.program
+    if training and prog.loss is not None:  # the gradients: the same draws and start state
+        model.state, model.step = state, step
     floats = [n for n, i in prog.inputs.items() if prog[i].dtype == FLOAT]
     if "all" in wrt:
         wrt = tuple(floats)
     elif not wrt:
         wrt = tuple(n for n in floats if "value" in model.graph.inputs[n])
-    loss, grads = (model.grad(wrt=wrt, **inputs) if prog.loss is not None else (None, {}))
+    loss, grads = (model.grad(wrt=wrt, training=training is not False, **inputs)
+                   if prog.loss is not None else (None, {}))
+    shown_state = model.state if training else {}
     if as_json:
         click.echo(json.dumps({"outputs": {k: to_jsonable(v) for k, v in outputs.items()},
                                "loss": loss,
-                               "grads": {k: to_jsonable(v) for k, v in grads.items()}}))
+                               "grads": {k: to_jsonable(v) for k, v in grads.items()},
+                               **({"state": {k: to_jsonable(v) for k, v in
+                                             shown_state.items()}} if training else {})}))
         return
     click.echo("outputs")
     for k, v in outputs.items():
@@ -286,7 +297,12 @@ def run(spec: str, sets: tuple[str, ...], as_json: bool, wrt: tuple[str, ...], b
         click.echo(f"loss = {loss:.6g}")
         click.echo("gradients")
         for k, v in grads.items():
-            click.echo(f"  d{g_name(model)}/d{k} = {_indent(fmt_array(v), len(k) + 8)}")
+            head = f"  d{g_name(model)}/d{k} = "
+            click.echo(head + _indent(fmt_array(v), len(head)))
+    if shown_state:
+        click.echo("state after the training call")
+        for k, v in shown_state.items():
+            click.echo(f"  {k} = {_indent(fmt_array(v), len(k) + 5)}")
 
 
 def g_name(model) -> str:

@@ -68,13 +68,15 @@ EXTENSIONS = (".svg", ".png", ".pdf", ".dot", ".gv", ".html")
               "in bytes, with the total and the peak.")
 @click.option("--batch", type=click.IntRange(1), help="Batch size for --memory "
               "[default: the traced inputs', else 1].")
+@click.option("--maps", is_flag=True, help="Each 4-D value and gradient (the first image's "
+              "channels) and each conv layer's filters as a strip of heatmaps on one scale.")
 @friendly
 def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, grads: bool,
             step: bool, frames_dir: str | None, frames_format: str, collapse: bool | None,
             view: str, theme: str, digits: int, rankdir: str, backend: str, quiz: bool,
             quiz_part: str, quiz_nodes: str | None, check_grads: bool, optimizer: str | None,
             step_diff: bool, n_steps: int, show_state: bool, memory: bool,
-            batch: int | None) -> None:
+            batch: int | None, maps: bool) -> None:
     """Draw SPEC with its values and gradients, or step through one backward pass."""
     if out is None and frames_dir is None:
         raise click.UsageError("missing option '-o' / '--output' (e.g. -o model.svg)")
@@ -92,13 +94,18 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
         raise click.UsageError("--optimizer goes with --step-diff or --show-state")
     if quiz and view == "backward":
         raise click.UsageError("--quiz blanks the forward diagram; drop --view backward")
+    if maps and ext in (".dot", ".gv"):
+        raise click.UsageError("--maps embeds images: write .svg, .png, .pdf or .html")
     graph = load_spec(spec)
+    if maps and not _has_maps(graph):
+        click.echo(f"note: --maps: {graph.name} has no 4-D values (images [N, C, H, W] or "
+                   "conv filters); drawing it without feature maps", err=True)
     inputs = parse_sets(sets) or None
     model = reference(graph) if step_diff or show_state else None
     sc = scene_for(model or graph, view=view, collapse=collapse, inputs=inputs,
                    compute=values or grads or step or frames_dir is not None)
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
-                        rankdir=rankdir)
+                        rankdir=rankdir, maps=maps)
     if sc.values is None and (values or grads or step or frames_dir) and graph.inputs:
         missing = [n for n, spec_ in graph.inputs.items()
                    if "value" not in spec_ and n not in (inputs or {})]
@@ -155,6 +162,12 @@ def viz_cmd(spec: str, out: str | None, sets: tuple[str, ...], values: bool, gra
                             view, collapse)
         _write(str(key), _encode(key_dot.source, ext, sc.graph.name))
         click.echo(f"wrote {key} (the answer key)")
+
+
+def _has_maps(graph) -> bool:
+    from graphc.passes.pipeline import forward_program
+
+    return any(len(n.shape) == 4 for n in forward_program(graph))
 
 
 def _progress(line: str) -> None:

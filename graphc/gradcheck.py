@@ -41,7 +41,13 @@ def gradcheck(graph: Graph, inputs: Mapping[str, Any] | None = None, *, eps: flo
         if name not in inputs and "value" in graph.inputs[name]:
             inputs[name] = graph.inputs[name]["value"]
     wrt = [n for n in wrt if n in inputs]
-    _, grads = model.grad(wrt=wrt, **inputs)
+    step, state = model.step, dict(model.state)
+
+    def grad(wrt=(), **feeds):  # every call at the same step: the same dropout masks
+        model.step, model.state = step, dict(state)
+        return model.grad(wrt=wrt, **feeds)
+
+    _, grads = grad(wrt=wrt, **inputs)
     values = {**{k: np.array(v, dtype=np.float64) for k, v in model.params.items()},
               **{k: np.array(inputs[k], dtype=np.float64) for k in wrt}}
     rng = np.random.default_rng(seed)
@@ -51,10 +57,10 @@ def gradcheck(graph: Graph, inputs: Mapping[str, Any] | None = None, *, eps: flo
             saved = model.params[name].copy()  # assignment copies into the model's array
             model.params[name] = arr
             try:
-                return model.grad(**inputs)[0]
+                return grad(**inputs)[0]
             finally:
                 model.params[name] = saved
-        return model.grad(**{**inputs, name: arr})[0]
+        return grad(**{**inputs, name: arr})[0]
 
     out = []
     for name, base in values.items():

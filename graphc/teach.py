@@ -71,7 +71,7 @@ def scene_for(graph_or_model: Any, trace: Any = None, *, view: str = "values",
 
 def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
-        digits: int = 2, rankdir: str = "auto", title: bool = True,
+        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False,
         inputs: Mapping[str, Any] | None = None, **views: Any) -> graphviz.Digraph:
     """`graphc.viz`: a diagram of a graph (a Graph, a Model, or anything `graphc.load`
     accepts), traced by the NumPy reference when no trace is given and it can be run.
@@ -79,13 +79,14 @@ def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values:
     view: "forward" (values only), "values" (values above each edge, gradients below) or
     "backward" (the derived backward graph, Σ and sum_to nodes included).
     collapse: draw each layer as one box (True), as a cluster of its primitives (False),
-    or decide by size (None). inputs: values for the spec's inputs when no trace is
+    or decide by size (None). maps: 4-D values, gradients and conv filters as strips of
+    heatmaps. inputs: values for the spec's inputs when no trace is
     given (the spec's "value" defaults fill in the rest). Teaching views (docs/viz.md):
     quiz=True (quiz_part="backward", quiz_nodes=[...]), check_grads=True,
     step_diff=True / show_state=True (optimizer="sgd:lr=0.1", steps=1), memory=True (batch).
     """
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
-                        rankdir=rankdir, title=title)
+                        rankdir=rankdir, title=title, maps=maps)
     unknown = sorted(set(views) - set(VIEW_OPTIONS))
     if unknown:
         raise TypeError(f"viz() got unknown options {unknown}; teaching views: "

@@ -81,12 +81,12 @@ def test_example_runs_forward_and_backward(path):
     for name, value in out.items():
         assert np.all(np.isfinite(value)), name
     if g.loss is not None:
+        t = m.trace(training=True, **inputs)  # what the next training call computes
         loss, grads = m.grad(**inputs)
         assert np.isfinite(loss)
         assert set(grads) == set(m.params)
         for name, grad in grads.items():
             assert grad.shape == m.params[name].shape and np.all(np.isfinite(grad)), name
-        t = m.trace(**inputs)
         assert t.loss == pytest.approx(loss)
 
 
@@ -145,3 +145,80 @@ def test_neuron_py_run_prints_the_figure():
     lines = run_neuron_py("--run").stdout.splitlines()
     assert any(line.split() == ["f", "=", "0.73", "df/df", "=", "1.00"] for line in lines)
     assert any(line.split() == ["x1", "=", "-2.00", "df/dx1", "=", "-0.59"] for line in lines)
+
+
+# ---- LeNet-5 and the train / evaluation modes -----------------------------------------
+
+try:
+    import torch
+except ImportError:  # tests/ci_guard.py fails CI on the skip
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="needs torch, the reference")
+
+
+def torch_lenet5():
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+                         nn.Linear(84, 10)).double()
+
+
+@needs_torch
+def test_lenet5_has_torchs_parameter_count_and_logits():
+    m = graphc.compile(EXAMPLES / "lenet5.json", backend="numpy", dtype="float64")
+    ref = torch_lenet5()
+    n_torch = sum(p.numel() for p in ref.parameters())
+    assert sum(p.size for p in m.params.values()) == n_torch == 61_706
+    layers = {"conv1": ref[0], "conv2": ref[3], "fc1": ref[7], "fc2": ref[9], "logits": ref[11]}
+    for name, layer in layers.items():
+        w = layer.weight.detach().numpy()
+        m.params[f"{name}.W"] = w if w.ndim == 4 else w.T  # dense's W is [in, units]
+        m.params[f"{name}.b"] = layer.bias.detach().numpy()
+    x = np.random.default_rng(1).standard_normal((3, 1, 28, 28))
+    logits = m.forward(x=x)["logits"]
+    assert logits.shape == (3, 10)
+    np.testing.assert_allclose(logits, ref(torch.from_numpy(x)).detach().numpy(), atol=1e-10)
+
+
+def test_lenet5_check_prints_its_shapes():
+    r = CliRunner().invoke(cli, ["check", str(EXAMPLES / "lenet5.json"), "--nodes"])
+    assert r.exit_code == 0, r.output
+    lines = [line.split() for line in r.output.splitlines()]
+    assert ["conv1", "float[B,", "6,", "28,", "28]", "relu(conv1.conv2d)"] in lines
+    assert ["pool2", "float[B,", "16,", "5,", "5]", "max_pool2d(conv2)"] in lines
+    assert ["total", "61,706"] in lines
+
+
+def run_json(name: str, *flags: str) -> dict:
+    r = CliRunner().invoke(cli, ["run", str(EXAMPLES / name), "--json", *flags])
+    assert r.exit_code == 0, r.output
+    return json.loads(r.output)
+
+
+def test_dropout_example_masks_in_training_and_not_in_evaluation():
+    train, evaluated = run_json("dropout_modes.json", "--train"), run_json(
+        "dropout_modes.json", "--eval")
+    y = np.array(train["outputs"]["dropped"])
+    assert set(np.unique(y)) == {0.0, 2.0}  # zeroed or scaled by 1 / (1 - p)
+    np.testing.assert_array_equal(np.array(train["grads"]["x"]), y)  # the same mask
+    assert np.array(evaluated["outputs"]["dropped"]).tolist() == [[1.0] * 4] * 2
+    assert evaluated["loss"] == 8.0 and train["loss"] == y.sum()
+
+
+def test_batch_norm_example_uses_batch_statistics_only_in_training():
+    train, evaluated = run_json("batch_norm_modes.json", "--train"), run_json(
+        "batch_norm_modes.json", "--eval")
+    x = np.array([[1, 10], [2, 20], [3, 30], [4, 40]], dtype=float)
+    want = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5)
+    np.testing.assert_allclose(train["outputs"]["bn"], want, rtol=1e-12)
+    np.testing.assert_allclose(evaluated["outputs"]["bn"], x / np.sqrt(1 + 1e-5), rtol=1e-12)
+    np.testing.assert_allclose(train["state"]["bn.running_mean"], 0.1 * x.mean(0))
+    np.testing.assert_allclose(train["state"]["bn.running_var"], 0.9 + 0.1 * x.var(0, ddof=1))
+    assert "state" not in evaluated
+
+
+def test_run_without_a_mode_flag_keeps_forward_and_grad_defaults():
+    plain = run_json("dropout_modes.json")
+    assert np.array(plain["outputs"]["dropped"]).tolist() == [[1.0] * 4] * 2  # evaluated
+    assert set(np.unique(plain["grads"]["x"])) == {0.0, 2.0}  # trained

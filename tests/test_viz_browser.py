@@ -40,9 +40,9 @@ def browser():
 def open_stepper(browser, tmp_path):
     pages = []
 
-    def go(spec):
+    def go(spec, **options):
         path = tmp_path / "stepper.html"
-        page_html, _ = stepper_page(scene_for(spec), make_options(), interval_ms=250)
+        page_html, _ = stepper_page(scene_for(spec), make_options(**options), interval_ms=250)
         path.write_text(page_html, encoding="utf-8")
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.errors, page.dialogs, page.requests = [], [], []
@@ -198,6 +198,31 @@ def test_each_gradient_appears_at_the_frame_that_derives_it(open_stepper, exampl
             first = ["val_v0"] if example == "neuron" else ["br_v0_0", "br_v0_1", "val_v0"]
             assert page.evaluate(VISIBLE_VALUES) == first
         page.keyboard.press("ArrowRight")
+    assert not page.errors and page.requests == []
+
+
+VISIBLE_MAPS = """() => Array.from(document.querySelectorAll('#gc-stage image'))
+  .filter(e => e.style.visibility !== 'hidden')
+  .map(e => e.getAttribute('data-k')).sort()"""
+
+
+def test_the_stepper_reveals_feature_maps_with_their_numbers(open_stepper, examples):
+    page = open_stepper(examples / "conv_maps.json", maps=True)
+    assert page.locator("#gc-stage image").count() == 34  # as in the --maps diagram
+    assert page.evaluate(VISIBLE_MAPS) == ["v:v0"]  # the image itself, first
+    for _ in range(6):  # the other sources, then the convolution
+        if page.locator("#gc-title").text_content().startswith("conv1.conv2d"):
+            break
+        page.keyboard.press("ArrowRight")
+    assert page.locator("#gc-title").text_content().startswith("conv1.conv2d =")
+    shown = page.evaluate(VISIBLE_MAPS)
+    assert shown.count("v:v2") == 4 and not any(k.startswith("g:") for k in shown)
+    first = page.locator('#gc-stage image[data-k="v:v2"]').first
+    assert first.get_attribute("xlink:href").startswith("data:image/png;base64,")
+    assert first.bounding_box()["width"] > 10  # laid out on the page, not collapsed
+    page.keyboard.press("End")
+    shown = page.evaluate(VISIBLE_MAPS)
+    assert len(shown) == 34 and sum(k.startswith("g:") for k in shown) == 17
     assert not page.errors and page.requests == []
 
 

@@ -26,10 +26,10 @@ _LAZY = {"Mask", "Options", "draw", "draw_backward"}  # graphviz loads on the fi
 
 def viz(graph: Graph, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
-        digits: int = 2, rankdir: str = "auto", title: bool = True) -> Any:
+        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False) -> Any:
     """A diagram (graphviz.Digraph) of a Graph and, optionally, a Trace of it."""
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
-                        rankdir=rankdir, title=title)
+                        rankdir=rankdir, title=title, maps=maps)
     return draw_view(scene(graph, trace, view=view, collapse=collapse), opts, view, collapse)
 
 
@@ -45,7 +45,7 @@ def draw_view(sc: Scene, opts: Any, view: str, collapse: bool | None = None) -> 
 
 def make_options(view: str = "values", values: bool = True, grads: bool = True,
                  theme: str = "default", digits: int = 2, rankdir: str = "auto",
-                 title: bool = True) -> Any:
+                 title: bool = True, maps: bool = False) -> Any:
     from graphc.viz.dot import Options
 
     if view not in VIEWS:
@@ -53,7 +53,7 @@ def make_options(view: str = "values", values: bool = True, grads: bool = True,
     if rankdir not in ("auto", "LR", "TB"):
         raise ValueError(f"rankdir must be auto, LR or TB, not {rankdir!r}")
     return Options(theme=get_theme(theme), values=values, grads=grads and view != "forward",
-                   digits=int(digits), rankdir=rankdir, title=title)
+                   digits=int(digits), rankdir=rankdir, title=title, maps=maps)
 
 
 def __getattr__(name: str) -> Any:

@@ -6,9 +6,19 @@ backward pass runs back along the forward one (and a 200-layer graph lays out in
 from __future__ import annotations
 
 import graphviz
+import numpy as np
 
 from graphc.ops import REGISTRY
-from graphc.viz.dot import Options, _cluster_key, _font, _limit_effort, _row, _table, new_digraph
+from graphc.viz.dot import (
+    Options,
+    _cluster_key,
+    _font,
+    _limit_effort,
+    _row,
+    _strip,
+    _table,
+    new_digraph,
+)
 from graphc.viz.scene import Scene
 from graphc.viz.style import esc, fmt_array, fmt_shape
 
@@ -29,13 +39,13 @@ def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.
     for n in prog:
         back = n.id not in fwd
         sym = REGISTRY[n.op].symbol if n.op in REGISTRY else n.op
-        if n.op in ("input", "param"):
+        if n.op in ("input", "param", "state"):
             sym = n.name
         elif n.op == "const":
             sym = f"{n.attrs['value']:g}"
         if n.grad_of is not None:
             note = f"∂{loss}/∂{sc.label(n.grad_of)}"
-        elif not back and n.name is not None and n.op not in ("input", "param"):
+        elif not back and n.name is not None and n.op not in ("input", "param", "state"):
             note = n.name
         else:
             note = ""
@@ -46,8 +56,12 @@ def draw_backward(sc: Scene, opts: Options, clusters: bool = False) -> graphviz.
             rows.append(_row(_font(esc(fmt_shape(n.shape)), t.muted, 9)))
         value = sc.value(n.id)
         if opts.values and value is not None:
-            rows.append(_row(_font(esc(fmt_array(value, opts.digits)),
-                                   t.grad if back else t.value, 10)))
+            color = t.grad if back else t.value
+            rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color, 10)))
+            if opts.maps and np.ndim(value) == 4:  # dL/dvalue too: backward nodes in red
+                caption, strip = _strip(value, opts, True, n.op == "param" or (
+                    n.grad_of is not None and prog[n.grad_of].op == "param"), "")
+                rows += strip + [_row(_font(esc(caption), color, 9))]
         attrs = dict(id=f"b_{n.id}", shape="box", style="rounded,filled", margin="0.06,0.03",
                      fillcolor=t.op, color=t.backward if back else t.muted, label=_table(rows))
         if n.op in ("input", "param"):

@@ -15,8 +15,9 @@ import numpy as np
 
 from graphc.ir import numel
 from graphc.ops import REGISTRY
+from graphc.viz.maps import CONV_OPS, image_path, shape_tooltip, strip_of
 from graphc.viz.scene import Scene, Unit
-from graphc.viz.style import Theme, esc, fmt_array, fmt_grad, fmt_int, fmt_shape, role_color
+from graphc.viz.style import Theme, esc, fmt, fmt_array, fmt_grad, fmt_int, fmt_shape, role_color
 
 HIDDEN = "transparent"  # text not computed yet in a frame: laid out, not shown
 
@@ -37,6 +38,7 @@ class Options:
     # "u:UNIT" (inside a unit's box): (text, role), role one of style.ROLES
     notes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     tooltips: dict[str, str] = field(default_factory=dict)  # DOT node name -> hover text
+    maps: bool = False  # 4-D values and gradients as strips of heatmaps (graphc.viz.maps)
 
 
 @dataclass
@@ -244,7 +246,7 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
     if name and producer.kind != "source" and n.name is not None:
         head.append(_font(esc(n.name), t.muted, 9))
     if n.shape:
-        head.append(_font(esc(fmt_shape(n.shape)), t.muted, 9))
+        head.append(_font(esc(_shape_arithmetic(sc, v)), t.muted, 9))
     if head:
         rows.append(_row(" ".join(head)))
     value = sc.value(v)
@@ -254,9 +256,41 @@ def _value_rows(sc: Scene, v: str, producer: Unit, opts: Options, mask: Mask,
         else:
             color = t.value if mask.shows_value(v) else HIDDEN
             rows.append(_row(_font(esc(fmt_array(value, opts.digits)), color)))
+            if opts.maps and name and np.ndim(value) == 4:
+                caption, strip = _strip(value, opts, mask.shows_value(v), n.op == "param",
+                                        f"v:{v}")
+                rows += [_row(_font(esc(caption), color, 9))] + strip  # maps by the edge
     if name:
         rows += _note_rows(opts, f"v:{v}", mask.shows_value(v))
     return rows
+
+
+def _shape_arithmetic(sc: Scene, v: str) -> str:
+    """A conv or pool node's shape in -> out (the lectures' arithmetic), else its shape."""
+    n = sc.program[v]
+    if n.op in CONV_OPS and n.args:
+        return f"{fmt_shape(sc.program[n.args[0]].shape)} → {fmt_shape(n.shape)}"
+    return fmt_shape(n.shape)
+
+
+def _strip(a: np.ndarray, opts: Options, shown: bool, weight: bool,
+           key: str) -> tuple[str, list[str]]:
+    """A strip of heatmaps (hidden ones keep their place) and the caption of its shared
+    scale; each image is tagged `key` for the stepper (graphc.viz.maps.inline)."""
+    s = strip_of(a, weight)
+    if not s.images:
+        return "", []
+    cells = [f'<td fixedsize="true" width="{s.width}" height="{s.height}">'
+             + (f'<img src="{image_path(data, key)}"/>' if shown else "") + "</td>"
+             for data in s.images]
+    if s.more:
+        cells.append(f"<td>{_font(f'+{s.more} more', opts.theme.muted if shown else HIDDEN, 9)}"
+                     "</td>")
+    strip = ('<table border="0" cellborder="0" cellspacing="1" cellpadding="0"><tr>'
+             + "".join(cells) + "</tr></table>")
+    what = "filters" if weight else "channels"
+    scale = f"{fmt(s.vmin, opts.digits)} … {fmt(s.vmax, opts.digits)}"
+    return f"{len(s.images)} of {s.channels} {what} · scale {scale}", [_row(strip)]
 
 
 def _blank(t: Theme) -> str:
@@ -276,11 +310,16 @@ def _grad_rows(sc: Scene, key: str, g: np.ndarray | None, opts: Options,
     if f"g:{key}" in opts.blank:
         return [_blank(opts.theme)]
     color = opts.theme.grad if mask.shows_grad(key) else HIDDEN
-    cell = _font(esc(fmt_grad(g, opts.digits)), color)
+    text, strip = fmt_grad(g, opts.digits), []
+    if opts.maps and np.ndim(g) == 4:  # its scale in the same text: one tag in a stepper
+        weight = sc.program[key.partition("#")[0]].op == "param"
+        caption, strip = _strip(g, opts, mask.shows_grad(key), weight, f"g:{key}")
+        text += " · " + caption
+    cell = _font(esc(text), color)
     cell += "".join(" " + _font(esc(text), role_color(opts.theme, role)
                                 if color != HIDDEN else HIDDEN)
                     for text, role in opts.notes.get(f"g:{key}", ()))
-    return [_row(cell)]
+    return strip + [_row(cell)]
 
 
 def _label_node(top: list[str], bottom: list[str], t: Theme, vertical: bool = False) -> dict:
@@ -312,10 +351,11 @@ def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Ma
         n = sc.program[unit.ids[0]]
         sym = REGISTRY[n.op].symbol
         small = len(sym) <= 3
+        tip = {"tooltip": _conv_tooltip(sc, n)} if n.op in CONV_OPS else {}
         return dict(shape="circle" if small else "box", style="rounded,filled",
                     fillcolor=t.op, fixedsize="true" if small else "false",
                     width=("0.42" if len(sym) <= 2 else "0.52") if small else "0.3",
-                    height="0.3", margin="0.04,0.02",
+                    height="0.3", margin="0.04,0.02", **tip,
                     label=_table([_row(_font(esc(sym), t.line, 14 if small else 11))]))
     if unit.kind == "source":
         n = sc.program[unit.ids[0]]
@@ -335,6 +375,14 @@ def _unit_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Ma
         return dict(shape="box", style="rounded,filled", fillcolor=t.loss if loss else t.output,
                     peripheries="2" if loss else "1", margin="0.08,0.04", label=_table(rows))
     return _group_attrs(sc, unit, opts, show_grads, mask)
+
+
+def _conv_tooltip(sc: Scene, n) -> str:
+    shapes = [sc.program[a].shape for a in n.args]
+    try:
+        return shape_tooltip(n.op, n.attrs, shapes[0], shapes[1] if len(shapes) > 1 else None)
+    except (KeyError, ValueError, TypeError):  # a shape the formula does not cover
+        return n.op
 
 
 def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: Mask) -> dict:
@@ -358,15 +406,28 @@ def _group_attrs(sc: Scene, unit: Unit, opts: Options, show_grads: bool, mask: M
             short = n.name[len(unit.name) + 1:] if n.name.startswith(f"{unit.name}.") else n.name
             cell = _font(esc(f"{short} {fmt_shape(n.shape)}"), t.muted, 9)
             g = sc.grad(p)
+            value = sc.value(p)
+            maps = opts.maps and value is not None and np.ndim(value) == 4
+            strips: list[str] = []
             if show_grads and g is not None and f"g:{p}" in opts.blank:
                 cell += " " + _font("‖g‖ ____", t.muted, 9)
             elif show_grads and g is not None:
                 color = t.grad if mask.shows_grad(p) else HIDDEN
-                cell += " " + _font(esc(fmt_grad(g, opts.digits)), color, 9)
+                text = fmt_grad(g, opts.digits)
+                if maps:  # the gradient's strip, then its text: one text per param
+                    caption, strips = _strip(g, opts, mask.shows_grad(p), True, f"g:{p}")
+                    strips.append(_row(_font(esc(f"{text} · {caption}"), color, 9)))
+                else:
+                    cell += " " + _font(esc(text), color, 9)
             rows.append(_row(cell))
             rows += _note_rows(opts, f"u:{p}")
+            if maps:
+                caption, strip = _strip(value, opts, True, True, "")  # known from the start
+                rows += [_row(_font(esc(caption), t.muted, 9))] + strip + strips
+    convs = [sc.program[i] for i in unit.ids if sc.program[i].op in CONV_OPS]
+    tip = {"tooltip": _conv_tooltip(sc, convs[0])} if convs else {}
     return dict(shape="box", style="rounded,filled", fillcolor=t.group, margin="0.1,0.05",
-                label=_table(rows))
+                label=_table(rows), **tip)
 
 
 __all__ = ["Mask", "Options", "draw"]

@@ -87,6 +87,10 @@ def render(source: str, fmt: str = "svg", dpi: int | None = None) -> bytes:
         err = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise RenderError(f"{r.name} failed (exit {done.returncode}): "
                           + (err[-1] if err else "no output"))
+    if fmt == "svg" and b"graphc-maps-" in done.stdout:  # heatmap files: made self-contained
+        from graphc.viz.maps import inline
+
+        return inline(done.stdout.decode("utf-8")).encode("utf-8")
     return done.stdout
 
 

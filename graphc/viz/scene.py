@@ -16,7 +16,7 @@ import numpy as np
 from graphc.ir import Program
 from graphc.spec import Graph
 
-SOURCES = ("input", "param")
+SOURCES = ("input", "param", "state")  # state: running statistics (batch norm)
 AUTO_COLLAPSE = 40  # collapse layers by default when a graph has more primitive ops
 
 
