@@ -24,22 +24,33 @@ def pool_taps(o, s, p, d, k, size):
 def max_pool2x2(x, out, grad, g):
     """max_pool2d_cpu (or, with `grad`, max_pool2d_grad_cpu, g the pooled gradient) for
     2 x 2 windows at stride 2 that all lie inside x: loops of known length, which LLVM
-    unrolls (6x faster than the general loops on 8 x 8 images)."""
+    unrolls (20x faster than the general loops on 8 x 8 images). The windows do not
+    overlap, so the gradient may write each window whole; the first maximum's tap `k`
+    is picked by selects, not branches (3x faster on random images, where a branch on
+    which value wins is mispredicted about every other time)."""
     if grad:
-        out[...] = 0.0
+        out[...] = 0.0  # rows and columns no window covers
+    # the gradient: one store per window while x fits in cache (measured: 43 against
+    # 86 us on [64, 16, 8, 8]), else every element written once, in order (323 against
+    # 646 us on [64, 6, 28, 28])
+    small = x.size <= 131072
     for n in range(g.shape[0]):
         for c in range(g.shape[1]):
             for oy in range(g.shape[2]):
                 for ox in range(g.shape[3]):
-                    by, bx = 2 * oy, 2 * ox
-                    best = x[n, c, by, bx]
-                    for ky in range(2):
-                        for kx in range(2):
-                            v = x[n, c, 2 * oy + ky, 2 * ox + kx]
-                            if not (v <= best) and best == best:  # v > best, or NaN
-                                best, by, bx = v, 2 * oy + ky, 2 * ox + kx
-                    if grad:
-                        out[n, c, by, bx] += g[n, c, oy, ox]
+                    k = 0
+                    best = x[n, c, 2 * oy, 2 * ox]
+                    for t in range(1, 4):
+                        v = x[n, c, 2 * oy + t // 2, 2 * ox + t % 2]
+                        take = (not (v <= best)) & (best == best)  # v > best, or NaN
+                        best = v if take else best
+                        k = t if take else k
+                    if grad and small:
+                        out[n, c, 2 * oy + k // 2, 2 * ox + k % 2] = g[n, c, oy, ox]
+                    elif grad:
+                        gv = g[n, c, oy, ox]
+                        for t in range(4):
+                            out[n, c, 2 * oy + t // 2, 2 * ox + t % 2] = gv if k == t else 0.0
                     else:
                         out[n, c, oy, ox] = best
 
