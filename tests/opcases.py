@@ -69,6 +69,7 @@ EXPLICIT_CASES: dict[str, list[tuple[tuple, dict]]] = {
     ],
     "max_pool2d": [
         (((2, 3, 4, 4),), {"kernel_size": 2}),
+        (((1, 2, 5, 7),), {"kernel_size": 2}),  # 2 x 2 windows leaving a row and column
         (((1, 2, 5, 6),), {"kernel_size": [3, 2], "stride": [2, 1], "padding": 1}),
         (((1, 2, 7, 7),), {"kernel_size": 3, "stride": 2, "dilation": 2, "padding": 1}),
     ],

@@ -93,6 +93,35 @@ class KernelWriter:
             start = self.group_rows[g]
             self.group_rows[g] = start.plus(plan.size(shape[:1]))
             self.slot_at[slot] = (g, start, self.group_rows[g])
+        # scratch of opaque kernels (OpaqueKernel.scratch): more workspace rows, each
+        # shape's arrays shared by every step (a scratch array lives within one call)
+        self.scratch: dict[str, list[tuple[str, int, Shape]]] = {}  # node -> name, slot
+        self.scratch_at: list[tuple[int, Poly, Poly]] = []  # scratch slot -> g, rows
+        pool: dict[Shape, list[int]] = {}
+        for step in plan.steps:
+            node = prog[step.nodes[0]] if step.kind == "opaque" else None
+            kernel = REGISTRY[node.op].opaque if node is not None else None
+            if kernel is None or kernel.scratch is None:
+                continue
+            used: dict[Shape, int] = {}
+            mine = self.scratch[node.id] = []
+            for k, shape in enumerate(kernel.scratch([prog[a].shape for a in node.args],
+                                                     node.shape, node.attrs)):
+                shape = tuple(shape)
+                have = pool.setdefault(shape, [])
+                if used.get(shape, 0) == len(have):
+                    key = tuple(shape[1:])
+                    if key not in self.groups:
+                        self.groups.append(key)
+                        self.group_rows.append(Poly())
+                    g = self.groups.index(key)
+                    start = self.group_rows[g]
+                    self.group_rows[g] = start.plus(plan.size(shape[:1]))
+                    have.append(len(self.scratch_at))
+                    self.scratch_at.append((g, start, self.group_rows[g]))
+                slot = have[used.get(shape, 0)]
+                used[shape] = used.get(shape, 0) + 1
+                mine.append((f"{node.id}_s{k}", slot, shape))
         self.outputs = [(name, r) for name, r in zip(plan.outputs, plan.results)
                         if prog[r].shape != ()]
         self.positions = [k for k, r in enumerate(plan.results) if prog[r].shape != ()]
@@ -163,6 +192,11 @@ class KernelWriter:
             g, start, stop = self.slot_at[slot]
             shape = format_shape(prog[node_id].shape)
             lines.append(f"{node_id} = w{g}[{start}:{stop}]  # workspace {slot}: {shape}")
+        for node_id, arrays in self.scratch.items():
+            for name, slot, shape in arrays:
+                g, start, stop = self.scratch_at[slot]
+                lines.append(f"{name} = w{g}[{start}:{stop}]  # scratch {slot} of "
+                             f"{node_id}: {format_shape(shape)}")
         return lines
 
     # steps ---------------------------------------------------------------------------
@@ -244,7 +278,10 @@ class KernelWriter:
             raise CompileError(f"op {node.op!r} has no kernel for the cpu target; give its "
                                "OpaqueKernel a 'cpu' entry in its op file")
         shapes = [self.prog[a].shape for a in node.args]
-        return [describe(node), *code.call(list(node.args), node.id, node.attrs, shapes)]
+        extra = [[name for name, _, _ in self.scratch[node.id]]] \
+            if node.id in self.scratch else []
+        return [describe(node), *code.call(list(node.args), node.id, node.attrs, shapes,
+                                           *extra)]
 
     def step_check(self, step: Step) -> list[str]:
         node = self.prog[step.nodes[0]]

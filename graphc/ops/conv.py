@@ -168,7 +168,7 @@ def _conv_grad(g, xs, y, a):
     return out + ([F.sum(g, axis=[0, 2, 3])] if len(xs) == 3 else [])
 
 
-# ---- kernels: direct loops (conv_kernels.py), attributes passed as literal ints --------
+# ---- kernels: im2col + BLAS (conv_kernels.py), attributes passed as literal ints --------
 
 def kernel_ints(a: dict, kernel) -> str:
     """stride, top and left padding, dilation and groups: the kernels' int arguments."""
@@ -176,22 +176,57 @@ def kernel_ints(a: dict, kernel) -> str:
     return ", ".join(map(str, (*stride, pads[0], pads[2], *dil, a["groups"])))
 
 
-def _kernel(fn: str, reads: tuple[int, ...], w_at: int, flops_of: int) -> OpaqueKernel:
-    """`fn(read0, read1, out, ints...)`, and the bias added after it when there is one.
-    `w_at`: the arg holding the weight's shape; `flops_of`: the arg (or -1: the output)
-    over whose elements it does 2 * C/groups * KH * KW operations."""
-    def call(args, out, a, shapes):
-        lines = [f"{fn}({args[reads[0]]}, {args[reads[1]]}, {out}, "
-                 f"{kernel_ints(a, shapes[w_at][2:])})"]
-        if len(reads) == 3 and len(args) == 3:
-            lines.append(f"add_channel_bias({out}, {args[2]})")
-        return lines
+def _wide(a: dict, kernel) -> bool:
+    """Stride 1: the kernels that copy each patch row as a run of the padded image."""
+    return conv_attrs(a, kernel)[0] == (1, 1)
+
+
+def _scratch(x_at: int, w_at: int, out_at: int):
+    """The scratch of a convolution kernel: cols [C/groups * KH * KW, N * OH * OW] and
+    the product's rows [F/groups, N * OH * OW]; at stride 1, the padded image [N, C * Hp
+    * Wp] first, and N * ln columns (output rows at the padded width Wp, see
+    conv_kernels.py). `x_at`, `w_at`, `out_at`: the args (-1: the output) with the
+    input's, the weight's and the convolution output's shapes."""
+    def scratch(shapes, out, a):
+        pick = [out if k < 0 else shapes[k] for k in (x_at, w_at, out_at)]
+        (n, c, *_), (f, cg, kh, kw), (_, _, oh, ow) = pick
+        k, fg = cg * kh * kw, f // a["groups"]
+        if not _wide(a, (kh, kw)):
+            pixels = dims.mul(n, oh, ow)
+            return [(k, pixels), (fg, pixels)]
+        _, dil, _ = conv_attrs(a, (kh, kw))
+        hp, wp = dims.add(oh, dil[0] * (kh - 1)), dims.add(ow, dil[1] * (kw - 1))
+        cols = dims.mul(n, dims.add(dims.mul(dims.add(oh, -1), wp), ow))
+        return [(n, dims.mul(c, hp, wp)), (k, cols), (fg, cols)]
+
+    return scratch
+
+
+def _kernel(fn: str, reads: tuple[int, ...], w_at: int, flops_of: int,
+            scratch) -> OpaqueKernel:
+    """`fn(read0, read1, [bias, has_bias,] out, scratch..., ints...)`, or at stride 1
+    its `_wide` version (without the stride ints); conv2d's bias (if any) is added as
+    its output is written. `w_at`: the arg holding the weight's shape; `flops_of`: the
+    arg (or -1: the output) over whose elements it does 2 * C/groups * KH * KW
+    operations."""
+    def call(args, out, a, shapes, scratch_names):
+        bias = []
+        if len(reads) == 3:  # conv2d: without a bias, any 1-d view stands in for it
+            bias = [args[2], "True"] if len(args) == 3 else [f"{args[1]}[:, 0, 0, 0]",
+                                                               "False"]
+        ints = kernel_ints(a, shapes[w_at][2:])
+        name = fn
+        if _wide(a, shapes[w_at][2:]):
+            name = fn.replace("_cpu", "_wide_cpu")
+            ints = ints.split(", ", 2)[2]  # no stride
+        return [f"{name}({', '.join([args[reads[0]], args[reads[1]], *bias, out])}, "
+                f"{', '.join(scratch_names)}, {ints})"]
 
     def flops(shapes, out, a):
         w = shapes[w_at]
         return (out if flops_of < 0 else shapes[flops_of]), 2 * w[1] * w[2] * w[3]
 
-    return OpaqueKernel(reads=reads, flops=flops,
+    return OpaqueKernel(reads=reads, flops=flops, scratch=scratch,
                         code={"cpu": KernelCode(CONV_SOURCE, call)})
 
 
@@ -203,7 +238,7 @@ register(Op(name="conv2d", family="conv", inputs=("x", "w", "b"), min_inputs=2,
             gradient="dx = conv2d_grad_input(g, w) (a transposed convolution), "
                      "dw = conv2d_grad_weight(x, g), db = sum(g) over N, H, W",
             shape=_conv_shape, ref=_conv_ref, grad=_conv_grad,
-            opaque=_kernel("conv2d_cpu", (0, 1, 2), 1, -1)))
+            opaque=_kernel("conv2d_cpu", (0, 1, 2), 1, -1, _scratch(0, 1, -1))))
 
 
 def _grad_input_grad(c, xs, y, a):
@@ -238,7 +273,7 @@ register(Op(name="conv2d_grad_input", family="internal", internal=True,
             formula="dx = the transposed convolution of g with w, shaped like x",
             gradient="dg = conv2d(c, w), dw = conv2d_grad_weight(c, g)",
             grad=_grad_input_grad,
-            opaque=_kernel("conv2d_input_cpu", (0, 1), 1, 0)))
+            opaque=_kernel("conv2d_input_cpu", (0, 1), 1, 0, _scratch(2, 1, 0))))
 register(Op(name="conv2d_grad_weight", family="internal", internal=True,
             inputs=("x", "g", "like"), symbol="conv2d∂w", kind="window",
             attrs=dict(CONV_ATTRS), shape=_grad_weight_shape, ref=_grad_weight_ref,
@@ -246,4 +281,4 @@ register(Op(name="conv2d_grad_weight", family="internal", internal=True,
                     "j·sw + v·dw], shaped like w",
             gradient="dx = conv2d_grad_input(g, c), dg = conv2d(x, c)",
             grad=_grad_weight_grad,
-            opaque=_kernel("conv2d_weight_cpu", (0, 1), 2, 1)))
+            opaque=_kernel("conv2d_weight_cpu", (0, 1), 2, 1, _scratch(0, 2, 1))))

@@ -94,7 +94,8 @@ class KernelCode:
     """An opaque kernel's code for one target. `source` holds its helper functions, each
     decorated with a line `{jit}` (the target's decorator); `call(args, out, attrs,
     shapes)` returns the statements that compute the array named `out` from the node's
-    args (array names, in order, with their shapes; it may read only the `reads` ones)."""
+    args (array names, in order, with their shapes; it may read only the `reads` ones).
+    A kernel with `scratch` gets a fifth argument: the names of its scratch arrays."""
 
     source: str
     call: Callable[[list[str], str, dict, list[Shape]], list[str]]
@@ -110,11 +111,17 @@ class OpaqueKernel:
     """A kernel an op owns (convolution, pooling): the planner sees one step that reads
     the args at positions `reads` (None: all; the others only give a shape), writes the
     node's whole array and costs about `flops(in_shapes, out_shape, attrs)` = (shape, k), i.e. k
-    operations per element of that shape; `code` holds its code per target ("cpu")."""
+    operations per element of that shape; `code` holds its code per target ("cpu").
+    `scratch(in_shapes, out_shape, attrs)`, when given, lists the shapes of the
+    temporary arrays the kernel needs (im2col buffers): the backend allocates them once,
+    in the per-thread workspace beside the graph's own arrays, and passes them to the
+    call, so that a steady-state step allocates nothing inside the kernel. Their
+    contents are undefined on entry and dead after the call (other steps reuse them)."""
 
     reads: tuple[int, ...] | None
     flops: Callable[[list[Shape], Shape, dict], tuple[Shape, int]]
     code: dict[str, KernelCode]
+    scratch: Callable[[list[Shape], Shape, dict], list[Shape]] | None = None
 
 
 @dataclass
