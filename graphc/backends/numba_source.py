@@ -85,14 +85,7 @@ class KernelWriter:
         self.group_rows: list[Poly] = []
         self.slot_at: dict[int, tuple[int, Poly, Poly]] = {}  # slot -> group, start, stop
         for slot, shape in enumerate(plan.slot_shapes):
-            key = tuple(shape[1:])
-            if key not in self.groups:
-                self.groups.append(key)
-                self.group_rows.append(Poly())
-            g = self.groups.index(key)
-            start = self.group_rows[g]
-            self.group_rows[g] = start.plus(plan.size(shape[:1]))
-            self.slot_at[slot] = (g, start, self.group_rows[g])
+            self.slot_at[slot] = self._rows(shape)
         # scratch of opaque kernels (OpaqueKernel.scratch): more workspace rows, each
         # shape's arrays shared by every step (a scratch array lives within one call)
         self.scratch: dict[str, list[tuple[str, int, Shape]]] = {}  # node -> name, slot
@@ -110,21 +103,26 @@ class KernelWriter:
                 shape = tuple(shape)
                 have = pool.setdefault(shape, [])
                 if used.get(shape, 0) == len(have):
-                    key = tuple(shape[1:])
-                    if key not in self.groups:
-                        self.groups.append(key)
-                        self.group_rows.append(Poly())
-                    g = self.groups.index(key)
-                    start = self.group_rows[g]
-                    self.group_rows[g] = start.plus(plan.size(shape[:1]))
                     have.append(len(self.scratch_at))
-                    self.scratch_at.append((g, start, self.group_rows[g]))
+                    self.scratch_at.append(self._rows(shape))
                 slot = have[used.get(shape, 0)]
                 used[shape] = used.get(shape, 0) + 1
                 mine.append((f"{node.id}_s{k}", slot, shape))
         self.outputs = [(name, r) for name, r in zip(plan.outputs, plan.results)
                         if prog[r].shape != ()]
         self.positions = [k for k, r in enumerate(plan.results) if prog[r].shape != ()]
+
+    def _rows(self, shape: Shape) -> tuple[int, Poly, Poly]:
+        """Rows for one array of `shape` in the workspace group of its trailing shape:
+        (group, first row, end row)."""
+        key = tuple(shape[1:])
+        if key not in self.groups:
+            self.groups.append(key)
+            self.group_rows.append(Poly())
+        g = self.groups.index(key)
+        start = self.group_rows[g]
+        self.group_rows[g] = start.plus(self.plan.size(shape[:1]))
+        return g, start, self.group_rows[g]
 
     def dims(self) -> list[str]:
         return [self.plan.dim(d) for d in self.plan.dims]

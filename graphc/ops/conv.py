@@ -251,19 +251,21 @@ def _grad_weight_grad(c, xs, y, a):
     return [F.conv2d_grad_input(g, c, x, **a), F.conv2d(x, c, **a), None]
 
 
-def _grad_input_shape(shapes, a):
-    out, *_ = _geometry(shapes[2], shapes[1], a, "conv2d_grad_input")
-    if tuple(shapes[0]) != out:
-        raise ValueError(f"conv2d_grad_input: g is {format_shape(shapes[0])}, the "
-                         f"convolution's output {format_shape(out)}")
+def _checked_g(x, w, g, a, who: str) -> None:
+    """Refuse a `g` that is not the shape of the convolution of x by w."""
+    out, *_ = _geometry(x, w, a, who)
+    if tuple(g) != out:
+        raise ValueError(f"{who}: g is {format_shape(g)}, the convolution's output "
+                         f"{format_shape(out)}")
+
+
+def _grad_input_shape(shapes, a):  # (g, w, like): dx has the shape of x (`like`)
+    _checked_g(shapes[2], shapes[1], shapes[0], a, "conv2d_grad_input")
     return tuple(shapes[2])
 
 
-def _grad_weight_shape(shapes, a):
-    out, *_ = _geometry(shapes[0], shapes[2], a, "conv2d_grad_weight")
-    if tuple(shapes[1]) != out:
-        raise ValueError(f"conv2d_grad_weight: g is {format_shape(shapes[1])}, the "
-                         f"convolution's output {format_shape(out)}")
+def _grad_weight_shape(shapes, a):  # (x, g, like): dw has the shape of w (`like`)
+    _checked_g(shapes[0], shapes[2], shapes[1], a, "conv2d_grad_weight")
     return tuple(shapes[2])
 
 
