@@ -15,7 +15,8 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 import graphc
-from graphc.onnx.reader import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported, read_model
+from graphc.onnx.reader import read_model
+from graphc.onnx.reader_core import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported
 from graphc.spec import from_dict
 
 TYPES = {**FLOAT_TYPES, **INT_TYPES}

@@ -1,12 +1,12 @@
 """ONNX's Conv, MaxPool, AveragePool and the global pools, read as graphc's conv2d,
-max_pool2d, avg_pool2d and mean / max (2-D, NCHW). Each handler returns the output's
-(shape, graphc name); reader.py registers them. What graphc cannot express (uneven
+max_pool2d, avg_pool2d and mean / max (2-D, NCHW). What graphc cannot express (uneven
 padding, ceil_mode, pooling indices, 1-D or 3-D windows) is refused by name."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from graphc.onnx.reader_core import handles, out_float
 from graphc.ops import REGISTRY
 
 
@@ -63,6 +63,7 @@ def _common(r, node, at, x, kernel):
     return stride, dil, _padding(r, node, at, x.shape, kernel, stride, dil)
 
 
+@handles("Conv")
 def conv(r, node, args, at):
     x, w = args[0], args[1]
     b = args[2] if len(args) > 2 else None
@@ -72,9 +73,11 @@ def conv(r, node, args, at):
              "groups": int(at.get("group", 1))}
     ins = [x, w] + ([b] if b is not None else [])
     shape = _shape(r, "conv2d", [v.shape for v in ins], attrs)
-    return shape, r.emit("conv2d", [r.tensor(v) for v in ins], out=node.output[0], **attrs)
+    name = r.emit("conv2d", [r.tensor(v) for v in ins], out=node.output[0], **attrs)
+    return out_float(r, shape, name)
 
 
+@handles("MaxPool", "AveragePool")
 def pool(r, node, args, at):
     x = args[0]
     if len(node.output) > 1 and node.output[1]:
@@ -90,12 +93,20 @@ def pool(r, node, args, at):
         op = "avg_pool2d"
         attrs["count_include_pad"] = bool(int(at.get("count_include_pad", 0)))
     shape = _shape(r, op, [x.shape], attrs)
-    return shape, r.emit(op, [r.tensor(x)], out=node.output[0], **attrs)
+    return out_float(r, shape, r.emit(op, [r.tensor(x)], out=node.output[0], **attrs))
 
 
+@handles("GlobalAveragePool", "GlobalMaxPool")
 def global_pool(r, node, args, at):
     x = args[0]
     op = "mean" if node.op_type == "GlobalAveragePool" else "max"
     axes = list(range(2, len(x.shape)))
     shape = (*x.shape[:2], *[1] * len(axes))
-    return shape, r.emit(op, [r.tensor(x)], out=node.output[0], axis=axes, keepdims=True)
+    name = r.emit(op, [r.tensor(x)], out=node.output[0], axis=axes, keepdims=True)
+    return out_float(r, shape, name)
+
+
+@handles("ConvTranspose", "LRN")
+def no_op_yet(r, node, args, at):
+    raise r.error(f"graphc has no {node.op_type} op yet",
+                  hint="graphc reads Conv, MaxPool and AveragePool (docs/onnx.md)")
