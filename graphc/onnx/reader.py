@@ -40,6 +40,9 @@ class Reader:
         self.used: set[str] = set()
         self.node_label = ""
         self.float = "float32"
+        self.needed: set[str] = set()  # the ONNX values the wanted outputs depend on
+        self.opset = max(13, next((o.version for o in model.opset_import
+                                   if o.domain in ("", "ai.onnx")), 13))
 
     # -- emitting graphc nodes ------------------------------------------------------
     def fresh(self, base: str) -> str:
@@ -111,7 +114,7 @@ class Reader:
         if missing:
             raise SpecError(f"the model has no output {missing[0]!r}", source=self.source,
                             hint="its outputs: " + ", ".join(o.name for o in g.output))
-        needed = _needed(g, [o.name for o in wanted])
+        needed = self.needed = _needed(g, [o.name for o in wanted])
         for node in g.node:
             if not any(o in needed for o in node.output):
                 continue  # computes only outputs that were not asked for

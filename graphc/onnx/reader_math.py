@@ -207,27 +207,55 @@ def _reduce(r: Reader, node, args, at):
 
 @handles("BatchNormalization")
 def _batchnorm(r: Reader, node, args, at):
+    """Evaluation mode normalizes by the running statistics; training mode (opset 14 on)
+    by the batch's (biased variance, as ONNX defines it), and its optional outputs 1 and 2
+    are the running statistics moved by `momentum` (the weight of the old value)."""
     x, scale, bias, mean, var = args[:5]
-    if at.get("training_mode", 0):
-        raise r.error("BatchNormalization in training mode",
-                      hint="export the model in evaluation mode (model.eval())")
+    training = bool(at.get("training_mode", 0))
+    extra = [o for o in node.output[1:] if o and o in r.needed]
+    if extra and r.opset < 14:
+        raise r.error("BatchNormalization's training outputs (mean, var, saved_mean, "
+                      f"saved_var) of opset {r.opset}",
+                      hint="export with opset 14 or later, where training_mode says it")
     eps = float(at.get("epsilon", 1e-5))
     nd = len(x.shape)
     shape = [-1] + [1] * (nd - 2)  # per channel, broadcast over the spatial axes
 
     def per_channel(v: Value, trainable: bool):
-        if v.const is not None:
+        """v as [C, 1, ...]; a trainable scale or shift stays a [C] param (PyTorch's shape)."""
+        if v.const is not None and not (trainable and r.single_use(v)):
             arr = np.asarray(v.const, dtype=float).reshape(shape)
-            if trainable and r.single_use(v):
-                return r.param(v, arr)
             return r.ref(Value(arr.shape, r.float, const=arr), v.init)
         return r.emit("reshape", [r.tensor(v)], shape=shape) if nd > 2 else r.tensor(v)
 
-    centered = r.emit("sub", [r.tensor(x), per_channel(mean, False)])
-    std = r.emit("sqrt", [r.emit("add", [per_channel(var, False), eps])])
+    xn = r.tensor(x)
+    if training:  # the batch's statistics over every axis but the channels'
+        axes = [0, *range(2, nd)]
+        m = r.emit("mean", [xn], axis=axes, keepdims=True)
+        centered = r.emit("sub", [xn, m])
+        v = r.emit("mean", [r.emit("square", [centered])], axis=axes, keepdims=True)
+    else:
+        centered = r.emit("sub", [xn, per_channel(mean, False)])
+        v = per_channel(var, False)
+    std = r.emit("sqrt", [r.emit("add", [v, eps])])
     y = r.emit("mul", [r.emit("div", [centered, std]), per_channel(scale, True)])
     y = r.emit("add", [y, per_channel(bias, True)])
-    return [out_float(r, x.shape, r.rename(y, node.output[0]))]
+    outs = [out_float(r, x.shape, r.rename(y, node.output[0]))]
+    if training and extra:
+        momentum, channels = float(at.get("momentum", 0.9)), scale.shape[0]
+        for k, (batch, running) in enumerate(((m, mean), (v, var)), start=1):
+            if k >= len(node.output) or node.output[k] not in extra:
+                outs.append(None)
+                continue
+            old = running.name if running.name is not None or running.const is None else \
+                r.ref(Value(running.shape, r.float, const=np.asarray(running.const, float)),
+                      running.init)
+            old = r.tensor(running) if old is None else old
+            new = r.emit("reshape", [batch], shape=[channels])
+            moved = r.emit("add", [r.emit("mul", [old, momentum]),
+                                   r.emit("mul", [new, 1.0 - momentum])])
+            outs.append(out_float(r, (channels,), r.rename(moved, node.output[k])))
+    return outs
 
 
 @handles("SoftmaxCrossEntropyLoss")
