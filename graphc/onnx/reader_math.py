@@ -103,10 +103,9 @@ def _activation(r: Reader, node, args, at):
         hi = args[2] if len(args) > 2 else None
         y = xn
         for bound, fn in ((lo, "maximum"), (hi, "minimum")):
-            if bound is not None:
-                if bound.const is None:
-                    raise r.error("Clip's bounds must be constants")
-                y = r.emit(fn, [y, float(bound.const)])
+            if bound is not None:  # a constant, or a scalar computed or fed at run time
+                b = float(bound.const) if bound.const is not None else r.tensor(bound)
+                y = r.emit(fn, [y, b])
         if y == xn:
             y = r.emit("add", [xn, 0.0])
         y = r.rename(y, out)

@@ -14,6 +14,7 @@ from onnx import helper, numpy_helper
 from graphc.onnx.reader_core import (
     FLOAT_TYPES,
     Value,
+    bshape,
     const,
     consts,
     handles,
@@ -196,3 +197,30 @@ def _constant_of_shape(r: Reader, node, args, at):
     return const(np.full(shape, value.ravel()[0], dtype=value.dtype))
 
 
+
+
+@handles("Expand")
+def _expand(r: Reader, node, args, at):
+    """x broadcast to a known shape: x + zeros (graphc broadcasts in its elementwise ops)."""
+    x = args[0]
+    target = ints(r, args[1], "Expand's shape")
+    if x.const is not None and x.const.dtype != object:
+        return const(x.const * np.ones(target, dtype=x.const.dtype), x.dtype)
+    if any(isinstance(d, str) for d in target):
+        raise r.error("Expand to a shape with symbolic dims")
+    shape = bshape(tuple(x.shape), tuple(target))
+    if tuple(shape) == tuple(x.shape):
+        return x
+    zeros = r.ref(Value(tuple(shape), r.float, const=np.zeros(shape)), f"{r.node_label}/zeros")
+    return out_float(r, shape, r.emit("add", [r.tensor(x), zeros], out=node.output[0]))
+
+
+BOOLEAN = ("Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Not", "And", "Or",
+           "Xor", "Where", "IsNaN", "IsInf")
+
+
+@handles(*BOOLEAN)
+def _boolean(r: Reader, node, args, at):
+    raise r.error(f"graphc has no bool tensors, which {node.op_type} "
+                  + ("selects by" if node.op_type == "Where" else "computes"),
+                  hint="graphc computes in float32/float64 with int32/int64 labels")
