@@ -274,6 +274,30 @@ def test_cli_convert_round_trip_and_run(tmp_path):
     assert cli("check", onnx_path).exit_code == 0
 
 
+def test_exported_loss_reads_back_as_the_loss_and_trains(tmp_path):
+    """Plain cross-entropy is one SoftmaxCrossEntropyLoss; graphc reads it back as the
+    model's loss (metadata graphc.loss), so `graphc train model.onnx` trains it."""
+    model = graphc.compile(EXAMPLES / "mnist_mlp.json", backend="numpy")
+    proto = gx.export(model, tmp_path / "m.onnx", loss=True)
+    assert [n.op_type for n in proto.graph.node][-1] == "SoftmaxCrossEntropyLoss"
+    assert "OneHot" not in {n.op_type for n in proto.graph.node}
+    back = gx.load(tmp_path / "m.onnx")
+    assert back.loss == "loss"
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 784)).astype(np.float32)
+    y = rng.integers(0, 10, size=16)
+    want = model.evaluate(["loss"], x=x, y=y)["loss"]
+    assert session(proto).run(["loss"], {"x": x, "y": y})[0] == pytest.approx(want, rel=1e-5)
+    again = graphc.compile(back, backend="numpy").evaluate(["loss"], x=x, y=y)["loss"]
+    assert again == pytest.approx(want, rel=1e-6)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    r = cli("train", tmp_path / "m.onnx", "--data", tmp_path / "d.npz", "--epochs", "2",
+            "--backend", "numpy", "-q", "-o", tmp_path / "t.npz")
+    assert r.exit_code == 0, r.output
+    trained = np.load(tmp_path / "t.npz")
+    assert not np.allclose(trained["logits.b"], model.params["logits.b"])  # it trained
+
+
 def test_cli_convert_refuses_what_it_cannot_do(tmp_path):
     r = cli("convert", EXAMPLES / "neuron.json", tmp_path / "n.txt")
     assert r.exit_code == 1 and "cannot convert .json to .txt" in r.output

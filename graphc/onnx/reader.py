@@ -25,6 +25,7 @@ from graphc.onnx.reader_core import (
 
 OPSETS = (13, 28)  # the default-domain opsets read (older models are converted up)
 SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+LOSS_KEY = "graphc.loss"  # metadata naming the output graphc's export wrote as the loss
 
 
 class Reader:
@@ -151,7 +152,20 @@ class Reader:
             spec["doc"] = g.doc_string.strip().splitlines()[0]
         if self.params:
             spec["params"] = self.params
+        loss = self.loss([vi.name for vi in wanted], outputs)
+        if loss is not None:
+            spec["loss"] = loss
         return spec
+
+    def loss(self, onnx_names: list[str], outputs: list[str]) -> str | None:
+        """The output to train: the one graphc's export marked (metadata `graphc.loss`),
+        else a lone scalar output of SoftmaxCrossEntropyLoss; it stays an output too."""
+        marked = {p.key: p.value for p in self.model.metadata_props}.get(LOSS_KEY)
+        producer = {o: n.op_type for n in self.model.graph.node for o in n.output}
+        found = [out for name, out in zip(onnx_names, outputs) if name == marked] or \
+            [out for name, out in zip(onnx_names, outputs)
+             if producer.get(name) == "SoftmaxCrossEntropyLoss" and self.values[name].shape == ()]
+        return found[0] if len(found) == 1 else None
 
     def rename(self, name: str, want: str) -> str:
         """Keep the ONNX output's name: the node computing it gets that id if it is free."""
