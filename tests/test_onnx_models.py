@@ -55,3 +55,26 @@ def test_torch_lenet5_matches_torch_and_onnxruntime(tmp_path, exporter):
     theirs = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
         None, {"x": x.numpy()})[0]
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_torch_1d_convolutions_and_pools_read_as_2d(tmp_path):
+    """Conv1d, MaxPool1d and AvgPool1d become graphc's 2-D ops over [N, C, 1, L]; the
+    conv's weight is a param [O, I, 1, k] under PyTorch's name."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv1d(3, 4, 5, padding=2, stride=2), nn.ReLU(), nn.MaxPool1d(2),
+                        nn.Conv1d(4, 2, 3, dilation=2, groups=2), nn.AvgPool1d(3, stride=1,
+                                                                               padding=1),
+                        nn.Flatten()).double().eval()
+    path = tmp_path / "c1d.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.randn(2, 3, 40, dtype=torch.float64),), str(path),
+                          input_names=["x"], output_names=["y"], dynamo=False,
+                          opset_version=17, dynamic_axes={"x": {0: "B"}})
+    graph = gx.load(path)
+    assert graph.params["0.weight"]["shape"] == [4, 3, 1, 5]
+    x = torch.randn(3, 3, 40, dtype=torch.float64)
+    ours = graphc.compile(graph, backend="numpy", dtype="float64").forward(x=x.numpy())["y"]
+    np.testing.assert_allclose(ours, net(x).detach().numpy(), rtol=1e-10, atol=1e-12)
