@@ -78,3 +78,19 @@ def test_torch_1d_convolutions_and_pools_read_as_2d(tmp_path):
     x = torch.randn(3, 3, 40, dtype=torch.float64)
     ours = graphc.compile(graph, backend="numpy", dtype="float64").forward(x=x.numpy())["y"]
     np.testing.assert_allclose(ours, net(x).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_1d_window_over_two_symbolic_dims_is_one_clear_error():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from graphc.errors import SpecError
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "L"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    w = numpy_helper.from_array(np.ones((2, 3, 3), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="c1")], "g",
+                              [x], [y], [w])
+    with pytest.raises(SpecError) as e:
+        gx.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert "ONNX node 'c1'" in str(e.value) and "two symbolic dims" in str(e.value)
+    assert "give the length a fixed size" in str(e.value)

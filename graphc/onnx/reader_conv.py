@@ -69,8 +69,9 @@ def _view(r, v, shape: tuple, out: str | None = None):
     """v reshaped (a view in compiled code); at most one dim may be symbolic."""
     target = [d if isinstance(d, int) else -1 for d in shape]
     if target.count(-1) > 1:
-        raise r.error(f"a 1-D {r.node_label} over two symbolic dims",
-                      hint="give the length a fixed size (graphc reads 1-D windows as 2-D)")
+        raise r.error(f"a 1-D window over a value of shape {list(shape)} with two symbolic "
+                      "dims", hint="give the length a fixed size (graphc reads 1-D windows as "
+                      "2-D, through a reshape that can leave one dim symbolic)")
     return out_float(r, shape, r.emit("reshape", [r.tensor(v)], out=out, shape=target))
 
 
