@@ -246,10 +246,11 @@ def _batchnorm(r: Reader, node, args, at):
             if k >= len(node.output) or node.output[k] not in extra:
                 outs.append(None)
                 continue
-            old = running.name if running.name is not None or running.const is None else \
-                r.ref(Value(running.shape, r.float, const=np.asarray(running.const, float)),
-                      running.init)
-            old = r.tensor(running) if old is None else old
+            if running.const is not None and running.name is None:  # a constant, not a param
+                old = r.ref(Value(running.shape, r.float,
+                                  const=np.asarray(running.const, float)), running.init)
+            else:
+                old = r.tensor(running)
             new = r.emit("reshape", [batch], shape=[channels])
             moved = r.emit("add", [r.emit("mul", [old, momentum]),
                                    r.emit("mul", [new, 1.0 - momentum])])
