@@ -9,6 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.cuda_kernels import catalogue, source
@@ -103,3 +104,53 @@ def test_simulator_set_after_numba_import_is_explained():
     out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)},
                          capture_output=True, text=True, timeout=120).stdout
     assert out.startswith("CompileError:") and "after numba was imported" in out, out
+
+
+# ---- layer (b) for the generated modules: every kernel of a few examples, for sm_90 ------
+
+PTX_EXAMPLES = ["mnist_mlp", "lenet5", "residual_block", "dropout_modes"]
+
+
+def _generated(name: str, dtype: str) -> tuple:
+    import graphc
+    from graphc.backends import cache
+    from graphc.backends.numba_cuda import module_source, standalone
+
+    graph = graphc.load(ROOT / "examples" / f"{name}.json")
+    built = standalone(graph, dtype)
+    sigs: dict = {}
+    source = module_source(graph.name, np.dtype(dtype), built["module_entries"], "gpu",
+                           signatures=sigs)
+    return cache.load(source, f"ptx_{name}", tempfile.mkdtemp()), sigs
+
+
+@pytest.fixture(scope="module")
+def generated():
+    why = _ptx_ready()
+    if why:
+        pytest.skip(why)
+    return {(n, d): _generated(n, d) for n in PTX_EXAMPLES for d in ("float32", "float64")}
+
+
+@pytest.mark.parametrize("name", PTX_EXAMPLES)
+def test_generated_kernels_compile_for_sm90(generated, name):
+    from numba import cuda
+
+    module, sigs = generated[name, "float32"]
+    kernels = [k for k in sigs if not k.startswith(("gemm_", "conv2d", "max_pool", "avg_pool",
+                                                    "softmax", "log_softmax", "grad_sq"))]
+    assert len(kernels) >= 2, kernels
+    for k in sigs:  # the shared kernels too: they are in every module
+        ptx, _ = cuda.compile_ptx(getattr(module, k).py_func, sigs[k], cc=(9, 0))
+        assert ".target sm_90" in ptx, k
+        bad = [line.strip() for line in ptx.splitlines() if F64.search(line)]
+        assert not bad, f"{name}: {k}: float64 in a float32 kernel: {bad[:3]}"
+
+
+def test_float64_modules_compile_and_use_float64(generated):
+    from numba import cuda
+
+    module, sigs = generated["mnist_mlp", "float64"]
+    name = next(k for k in sigs if k.startswith("train_step_k") and "[:, ::1]" in sigs[k])
+    ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, sigs[name], cc=(9, 0))
+    assert any(F64.search(line) for line in ptx.splitlines())

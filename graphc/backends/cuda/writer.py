@@ -9,6 +9,7 @@ import ast
 import re
 
 from graphc.backends.cuda import templates as T
+from graphc.backends.cuda import window
 from graphc.errors import CompileError
 from graphc.ir import Program, format_shape
 from graphc.ops import REGISTRY
@@ -43,6 +44,7 @@ class EntryWriter:
         self.train = train
         self.slots = plan.workspace()
         self.kernels: list[str] = []  # source of each @cuda.jit kernel
+        self.signatures: dict[str, str] = {}  # kernel -> its Numba signature (for PTX)
         self.launch: list[str] = []  # host statements, in order
         self.checks: list[str] = []  # host statements of the input checks
         self.views: dict[str, str] = {}  # extra device views: name -> expression
@@ -80,7 +82,19 @@ class EntryWriter:
         lines[1] = f"def {name}({', '.join([*dims, *args, *[f's_{v}' for v in scalars]])}):"
         lines[3:3] = _indent([f"{v} = s_{v}[0]" for v in scalars])
         self.kernels.append("\n".join([*("# " + d.lstrip("# ") for d in doc), *lines]))
+        types = [self.type_of(a) for a in [*dims, *args, *[f"s_{v}" for v in scalars]]]
+        self.signatures[name] = f"void({', '.join(types)})"
         return ", ".join([*dims, *[self.ref(a) for a in args], *[self.ref(v) for v in scalars]])
+
+    def type_of(self, arg: str) -> str:
+        """The Numba type a kernel argument has at launch (C-contiguous arrays)."""
+        if _DIM.fullmatch(arg):
+            return "int64"
+        node = self.prog[arg[2:]] if arg[:2] in ("s_", "o_") else self.prog[
+            self.plan.results[int(arg[1:])] if arg[0] == "r" else arg]
+        dt = self.dtype if node.dtype == "float" else node.dtype
+        ndim = 1 if arg[:2] in ("s_", "o_") else max(len(node.shape), 1)
+        return f"{dt}[{', '.join([':'] * (ndim - 1) + ['::1'])}]"
 
     def ref(self, name: str) -> str:
         return f"a[{name!r}]"
@@ -221,6 +235,17 @@ class EntryWriter:
             return self.softmax(node)
         if node.op == "concat":
             return self.concat(node)
+        shapes = [self.prog[a].shape for a in node.args]
+        code = REGISTRY[node.op].opaque.code.get("cuda")
+        if code is not None:  # an op file's own CUDA kernel: its launch statements
+            self.launch += [describe(node), *code.call([self.ref(a) for a in node.args],
+                                                       self.ref(node.id), node.attrs, shapes)]
+            return None
+        line = window.launch(node.op, [self.ref(a) for a in node.args], self.ref(node.id),
+                             node.attrs, shapes)
+        if line is not None:
+            self.launch += [describe(node), line]
+            return None
         raise CompileError(f"op {node.op!r} (node {node.id}) has no kernel for the cuda "
                            "target yet; use backend='cpu' for models with it")
 

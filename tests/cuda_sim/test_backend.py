@@ -1,0 +1,181 @@
+"""The CUDA backend on Numba's CUDA simulator against the NumPy reference: every registered
+op (forward and gradient), every example's forward and loss, device-resident training
+with every optimizer, and the cuBLAS call path with its NumPy stand-in. Tiny shapes:
+the simulator runs each thread in Python. Run by tests/test_cuda.py in a process of its
+own (NUMBA_ENABLE_CUDASIM=1 before numba is imported)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba import config
+
+import graphc
+from graphc import optim
+from graphc.backends.cuda.blas import NumpyCublas
+from graphc.backends.numba_cuda import CudaBackend
+from graphc.errors import InputError
+from graphc.passes import grad_program
+from tests.opcases import build, cases, ops_under_test
+
+pytestmark = pytest.mark.skipif(not config.ENABLE_CUDASIM,
+                                reason="simulator tests run through tests/test_cuda.py")
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "examples").glob("*.json"))
+TOL = 1e-10  # float64, relative to the largest reference value
+
+
+def rel_err(ref, got) -> float:
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    assert ref.shape == got.shape, (ref.shape, got.shape)
+    if ref.size == 0:
+        return 0.0
+    return float(np.max(np.abs(ref - got)) / max(np.max(np.abs(ref)), 1e-6))
+
+
+def compare(spec, values: dict, backend=None) -> dict[str, float]:
+    """Outputs, loss and gradients (params and float inputs) of the training program:
+    the CUDA backend's relative error against the reference, by name."""
+    ref = graphc.compile(spec, backend="numpy", dtype="float64")
+    fwd = ref.mode_program(True)
+    wrt = [n for n, i in fwd.inputs.items() if fwd[i].dtype == "float"] \
+        if fwd.loss is not None else []
+    prog = grad_program(fwd, wrt, keep_outputs=True) if fwd.loss is not None else fwd
+    results = [*prog.outputs.values()]
+    names = [f"value {o}" for o in prog.outputs]
+    if prog.loss is not None:
+        results += [prog.loss, *prog.grads.values()]
+        names += ["loss", *(f"grad {g}" for g in prog.grads)]
+    feeds = ref.feeds(prog, values)
+    got = (backend or CudaBackend()).compile(prog, ref.dtype, results)(feeds)
+    want = ref.backend.compile(prog, ref.dtype, results)(feeds)
+    return {n: rel_err(w, g) for n, w, g in zip(names, want, got)}
+
+
+OP_CASES = [(name, k) for name in ops_under_test() for k in range(len(cases(name)))
+            if k == 0 or name in ("sum", "max", "softmax", "matmul", "concat", "conv2d",
+                                  "max_pool2d", "avg_pool2d")]
+
+
+@pytest.mark.parametrize("name,k", OP_CASES, ids=[f"{n}-{k}" for n, k in OP_CASES])
+def test_op_forward_and_gradient(name, k):
+    shapes, attrs = cases(name)[k]
+    g, values = build(name, shapes, attrs, seed=k)
+    errors = compare(g, values)
+    bad = {n: e for n, e in errors.items() if not e <= TOL}
+    assert errors and not bad, bad
+
+
+def example_inputs(spec: dict, rng, batch: int = 2) -> dict:
+    values = {}
+    for name, inp in spec["inputs"].items():
+        shape = [batch if isinstance(d, str) else d for d in inp["shape"]]
+        if inp.get("dtype", "float").startswith("int"):
+            values[name] = rng.integers(0, 2, shape)
+        else:
+            values[name] = rng.uniform(0.1, 0.9, shape)
+    return values
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_forward_and_loss(path):
+    """Products through the cuBLAS stand-in: the tiled kernels' barriers are too slow in
+    the simulator for 784-wide layers (they are tested on small ops above)."""
+    spec = json.loads(path.read_text())
+    spec.pop("train", None)
+    values = example_inputs(spec, np.random.default_rng(1), batch=1)
+    errors = compare(spec, values, CudaBackend(cublas=NumpyCublas()))
+    bad = {n: e for n, e in errors.items() if not e <= TOL}
+    assert errors and not bad, bad
+
+
+TINY = {"graphc": 1, "name": "tiny mlp",
+        "inputs": {"x": {"shape": ["B", 5]}, "y": {"shape": ["B"], "dtype": "int64"}},
+        "nodes": [{"id": "h", "op": "dense", "inputs": ["x"],
+                   "attrs": {"units": 4, "activation": "tanh"}},
+                  {"id": "logits", "op": "dense", "inputs": ["h"], "attrs": {"units": 3}},
+                  {"id": "loss", "op": "cross_entropy", "inputs": ["logits", "y"]}],
+        "outputs": ["logits"], "loss": "loss"}
+OPTIMIZERS = {"sgd": lambda: optim.SGD(lr=0.1),
+              "momentum": lambda: optim.SGD(lr=0.1, momentum=0.9, weight_decay=0.01),
+              "adam": lambda: optim.Adam(lr=0.01),
+              "adamw": lambda: optim.AdamW(lr=0.01, weight_decay=0.1),
+              "rmsprop": lambda: optim.RMSprop(lr=0.01),
+              "adagrad": lambda: optim.Adagrad(lr=0.1)}
+
+
+# clipping is the same code for every optimizer: checked with two of them
+TRAIN_CASES = [(name, None) for name in OPTIMIZERS] + [
+    (name, clip) for name in ("sgd", "adam") for clip in ("norm", "value")]
+
+
+@pytest.mark.parametrize("name,clip", TRAIN_CASES)
+def test_train_steps_match_numpy(name, clip):
+    ref = graphc.compile(TINY, backend="numpy", dtype="float64")
+    dev = graphc.compile(TINY, backend="cuda", dtype="float64")
+    dev.params = ref.params
+    o_ref, o_dev = OPTIMIZERS[name](), OPTIMIZERS[name]()
+    kw = {"norm": {"clip_grad_norm": 0.05}, "value": {"clip_grad_value": 0.01}}.get(clip, {})
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        x, y = rng.standard_normal((3, 5)), rng.integers(0, 3, 3)
+        want = ref.train_step(o_ref, x=x, y=y, **kw)
+        got = dev.train_step(o_dev, x=x, y=y, **kw)
+        assert abs(got - want) <= 1e-12 * max(1.0, abs(want))
+    for p in ref.params:  # read back from the device
+        assert rel_err(ref.params[p], dev.params[p]) <= 1e-12, p
+        for s in o_ref.state.get(p, {}):
+            assert rel_err(o_ref.state[p][s], o_dev.state[p][s]) <= 1e-12, (p, s)
+    assert o_dev.t == o_ref.t == 3
+
+
+def test_params_written_on_the_host_go_to_the_device():
+    dev = graphc.compile(TINY, backend="cuda", dtype="float64")
+    ref = graphc.compile(TINY, backend="numpy", dtype="float64")
+    o_dev, o_ref = optim.SGD(lr=0.1), optim.SGD(lr=0.1)
+    x, y = np.ones((2, 5)), np.array([0, 2])
+    dev.train_step(o_dev, x=x, y=y)
+    dev.params["h.b"] = np.full(4, 0.5)  # an assignment between steps
+    dev.params["h.W"][0, 0] = 7.0  # and an in-place write
+    ref.params = {k: v.copy() for k, v in dev.params.items()}
+    assert dev.train_step(o_dev, x=x, y=y) == pytest.approx(ref.train_step(o_ref, x=x, y=y),
+                                                           abs=1e-12)
+    assert rel_err(ref.params["h.W"], dev.params["h.W"]) <= 1e-12
+
+
+def test_float32_training_is_close():
+    ref = graphc.compile(TINY, backend="numpy", dtype="float32")
+    dev = graphc.compile(TINY, backend="cuda", dtype="float32")
+    dev.params = ref.params
+    o_ref, o_dev = optim.Adam(lr=0.01), optim.Adam(lr=0.01)
+    x, y = np.linspace(-1, 1, 15, dtype=np.float32).reshape(3, 5), np.array([0, 1, 2])
+    for _ in range(2):
+        assert dev.train_step(o_dev, x=x, y=y) == pytest.approx(
+            ref.train_step(o_ref, x=x, y=y), rel=1e-5)
+    assert rel_err(ref.params["logits.W"], dev.params["logits.W"]) <= 1e-5
+
+
+def test_bad_labels_are_one_input_error():
+    dev = graphc.compile(TINY, backend="cuda", dtype="float64")
+    with pytest.raises(InputError, match="out of range"):
+        dev.train_step(optim.SGD(lr=0.1), x=np.ones((2, 5)), y=np.array([0, 3]))
+    with pytest.raises(InputError, match="out of range"):
+        dev.grad(x=np.ones((2, 5)), y=np.array([-1, 0]))
+
+
+def test_products_go_through_the_cublas_call_path():
+    """Layer (c): the generated module's gemm launches, through blas.Gemm, with the
+    stand-in that reads and writes the simulator's memory column-major, as cuBLAS."""
+    lib = NumpyCublas()
+    spec = dict(TINY, name="tiny cublas")
+    values = {"x": np.random.default_rng(0).standard_normal((3, 5)), "y": np.array([0, 1, 2])}
+    errors = compare(spec, values, CudaBackend(cublas=lib))
+    assert errors and max(errors.values()) <= TOL, errors
+    gemms = [c for c in lib.calls if c[0] == "gemm"]
+    # forward: x @ W1, h @ W2; backward: two weight gradients and one input gradient
+    assert len(gemms) >= 5
+    assert ("gemm", 0, 0, 4, 3, 5, 4, 5, 4) in gemms  # x [3,5] @ W1 [5,4]: C^T = W1^T x^T
