@@ -282,7 +282,9 @@ def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
         summary.append({"entry": name, "plan": w.sched.dump(name).split("\n"),
                         "loops": kinds.count("loop"), "matmuls": kinds.count("gemm"),
                         "kernels": sum(k not in ("alias", "check") for k in kinds),
-                        "fused": 0, "flops": w.plan.costs()[0],
+                        "fused": sum(len(k.storage) - 1 for k in w.sched.kernels
+                                     if k.kind == "loop" and k.storage),
+                        "flops": w.plan.costs()[0],
                         "bytes": w.plan.costs()[1].times(dt.itemsize),
                         "dims": {w.plan.dim(s): s for s in w.plan.dims}})
     return {"name": safe_name(graph.name), "source": source, "params": init_params(fwd, dt),

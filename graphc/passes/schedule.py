@@ -4,6 +4,7 @@ value lives), for a `Target` (CPU or CUDA). Writers only render it; `dump` print
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from graphc.ir import Program, format_shape
@@ -13,6 +14,7 @@ from graphc.passes.plan import CPU, CUDA, Plan, Step, Target
 __all__ = ["CPU", "CUDA", "Kernel", "Schedule", "Target", "schedule"]
 
 REDUCING = ("reduce", "matmul")
+_BARE = re.compile(r"\b(v\d+)\b(?!\s*\[)")  # a value read as a number, not indexed
 
 
 @dataclass
@@ -139,6 +141,9 @@ def _record(plan: Plan, step: Step, place: dict[str, str]) -> Kernel:
     for n in body.locals:
         if n not in storage:
             storage[n] = "inline"
+    scalars = {m.group(1) for line in body.lines for m in _BARE.finditer(line)
+               if plan.modes.get(m.group(1)) == "scalar" and m.group(1) not in step.nodes}
+    rec.reads = sorted(set(rec.reads) | scalars, key=_order)
     reduced: set[int] = set()
     for n in step.nodes:
         if plan.kinds[n] == "matmul":
