@@ -179,3 +179,33 @@ def test_products_go_through_the_cublas_call_path():
     # forward: x @ W1, h @ W2; backward: two weight gradients and one input gradient
     assert len(gemms) >= 5
     assert ("gemm", 0, 0, 4, 3, 5, 4, 5, 4) in gemms  # x [3,5] @ W1 [5,4]: C^T = W1^T x^T
+
+
+def test_the_standalone_module_runs_on_its_own(tmp_path):
+    """graphc compile --backend cuda's module: `call` runs an entry on host arrays."""
+    from graphc.backends import cache
+    from graphc.backends.numba_cuda import standalone
+
+    built = standalone(graphc.load(TINY), "float64", device="simulator")
+    module = cache.load(built["source"], "standalone_tiny", tmp_path)
+    ref = graphc.compile(TINY, backend="numpy", dtype="float64")
+    ref.params = built["params"]
+    fwd = ref.mode_program(False)
+    x = np.random.default_rng(2).standard_normal((3, 5))
+    feeds = {fwd.inputs["x"]: x, **{fwd.params[k]: v for k, v in built["params"].items()}}
+    (logits,) = module.call("forward", feeds)
+    np.testing.assert_allclose(logits, ref.forward(x=x)["logits"], rtol=1e-12)
+
+
+def test_graphc_run_on_cuda(examples):
+    from click.testing import CliRunner
+
+    from graphc.cli import main
+
+    args = ["run", str(examples / "neuron.json"), "--json"]
+    want = json.loads(CliRunner().invoke(main, args).output)
+    r = CliRunner().invoke(main, [*args, "--backend", "cuda"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output)
+    assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
+    assert got["grads"].keys() == want["grads"].keys() and got["grads"]
