@@ -209,3 +209,17 @@ def test_graphc_run_on_cuda(examples):
     got = json.loads(r.output)
     assert got["loss"] == pytest.approx(want["loss"], rel=1e-12)
     assert got["grads"].keys() == want["grads"].keys() and got["grads"]
+
+
+def test_two_optimizers_take_turns_on_one_model():
+    """Each trainer holds the params on the device; the other's newer values reach it."""
+    ref = graphc.compile(TINY, backend="numpy", dtype="float64")
+    dev = graphc.compile(TINY, backend="cuda", dtype="float64")
+    dev.params = ref.params
+    opts = [(optim.SGD(lr=0.1), optim.SGD(lr=0.1)), (optim.Adam(lr=0.01), optim.Adam(lr=0.01))]
+    x, y = np.linspace(-1, 1, 10).reshape(2, 5), np.array([2, 0])
+    for k in range(4):
+        o_ref, o_dev = opts[k % 2]
+        assert dev.train_step(o_dev, x=x, y=y) == pytest.approx(
+            ref.train_step(o_ref, x=x, y=y), abs=1e-12)
+    assert rel_err(ref.params["h.W"], dev.params["h.W"]) <= 1e-12

@@ -65,9 +65,12 @@ class _Synced(dict):
 
 
 def synced_params(params: dict) -> Any:
-    """The model's ParamDict as a _Synced one (ParamDict's checks kept)."""
-    cls = type("DeviceParams", (_Synced, type(params)), {})
-    return cls(dict.items(params))
+    """The model's ParamDict as a _Synced one (ParamDict's checks kept); one that another
+    trainer holds is brought up to date from its device first."""
+    if isinstance(params, _Synced):
+        params._sync()
+    base = next(c for c in type(params).__mro__ if not issubclass(c, _Synced))
+    return type("DeviceParams", (_Synced, base), {})(dict.items(params))
 
 
 class Trainer:
@@ -128,15 +131,18 @@ class Trainer:
         """Make the device hold the host's params and slots (first step, or after the
         model's params or the optimizer's state were replaced)."""
         if model._params is not self.params:
-            self._push_params(model._params)
             self.params = synced_params(model._params)._bind(self._pull_params,
                                                              self._push_params)
+            self._push_params(self.params)
             model._params = self.params
         elif self.params.host_touched:
             self._push_params(self.params)
         self.params.host_touched = False
         if optimizer.state is not self.slots:
-            host = {name: dict(optimizer.state.get(name, {})) for name, _ in self.state.layout}
+            if isinstance(optimizer.state, _Synced):
+                optimizer.state._sync()
+            host = {name: dict(dict.get(optimizer.state, name, {}))
+                    for name, _ in self.state.layout}
             self._push_slots(host)
             self.slots = _Synced(host)._bind(self._pull_slots, self._push_slots)
             optimizer.state = self.slots
