@@ -196,3 +196,31 @@ def test_spec_names_reach_the_cuda_module_only_escaped(tmp_path):
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "system"]
     assert not calls
     assert "pwned" in source  # it is there, as a comment or a string
+
+
+@pytest.mark.parametrize("name", ["dropout_modes", "batch_norm_modes"])
+def test_training_mode_kernels_compile_without_float64(name):
+    """Random draws (dropout) and running statistics (batch norm) appear only in the
+    training program: its kernels too compile for sm_90, float32 throughout."""
+    why = _ptx_ready()
+    if why:
+        pytest.skip(why)
+    from numba import cuda
+
+    import graphc
+    from graphc.backends import cache
+    from graphc.backends.numba_cuda import module_source
+
+    m = graphc.compile(ROOT / "examples" / f"{name}.json", backend="numpy")
+    fwd = m.mode_program(True)
+    results = [*fwd.outputs.values(), *fwd.updates.values()]
+    sigs: dict = {}
+    source = module_source(name, np.dtype("float32"), [("run", fwd, results, None)], "gpu",
+                           signatures=sigs)
+    module = cache.load(source, f"ptx_train_{name}", tempfile.mkdtemp())
+    mine = [k for k in sigs if k.startswith("run_")]
+    assert mine and (name != "dropout_modes" or "rng_mix(" in source)
+    for k in mine:
+        ptx, _ = cuda.compile_ptx(getattr(module, k).py_func, sigs[k], cc=(9, 0))
+        bad = [line.strip() for line in ptx.splitlines() if F64.search(line)]
+        assert not bad, f"{name}: {k}: {bad[:3]}"
