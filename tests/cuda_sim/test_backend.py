@@ -223,3 +223,22 @@ def test_two_optimizers_take_turns_on_one_model():
         assert dev.train_step(o_dev, x=x, y=y) == pytest.approx(
             ref.train_step(o_ref, x=x, y=y), abs=1e-12)
     assert rel_err(ref.params["h.W"], dev.params["h.W"]) <= 1e-12
+
+
+def test_scalar_params_train_and_read_back():
+    spec = {"graphc": 1, "name": "scalar params",
+            "inputs": {"x": {"shape": ["B"]}, "t": {"shape": ["B"]}},
+            "params": {"w": {"shape": [], "init": 2.0}, "b": {"shape": [], "init": -1.0}},
+            "nodes": [{"id": "wx", "op": "mul", "inputs": ["w", "x"]},
+                      {"id": "y", "op": "add", "inputs": ["wx", "b"]},
+                      {"id": "loss", "op": "mse", "inputs": ["y", "t"]}],
+            "outputs": ["y"], "loss": "loss"}
+    ref = graphc.compile(spec, backend="numpy", dtype="float64")
+    dev = graphc.compile(spec, backend="cuda", dtype="float64")
+    o_ref, o_dev = optim.Adam(lr=0.1), optim.Adam(lr=0.1)
+    x = np.linspace(0, 1, 5)
+    for _ in range(3):
+        assert dev.train_step(o_dev, x=x, t=3 * x + 1) == pytest.approx(
+            ref.train_step(o_ref, x=x, t=3 * x + 1), abs=1e-12)
+    assert repr(dev.params) == repr(ref.params)  # even repr reads the device's values
+    assert float(dev.params["w"]) == pytest.approx(float(ref.params["w"]), abs=1e-12)

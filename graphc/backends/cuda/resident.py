@@ -55,6 +55,16 @@ class _Synced(dict):
         self._sync()
         return dict.values(self)
 
+    def __repr__(self) -> str:
+        self._sync()
+        return dict.__repr__(self)
+
+    def __eq__(self, other) -> bool:
+        self._sync()
+        return dict.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def copy(self):
         self._sync()
         return dict(dict.items(self))
