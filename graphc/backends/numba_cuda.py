@@ -25,6 +25,14 @@ from graphc.ops.modes import RNG_SOURCE
 SIZES = {"gpu": dict(block=256, rblock=128, max_blocks=1024, tile=16),
          "simulator": dict(block=32, rblock=32, max_blocks=2, tile=4)}
 
+ZERO = '''
+{jit}
+def zero_first(a):
+    """a[0] = 0: before an atomic sum adds into it."""
+    if cuda.grid(1) == 0:
+        a[0] = 0
+'''
+
 AXIS_SOFTMAX = '''
 {jit}
 def {name}(x, y):
@@ -96,7 +104,7 @@ def shared_signatures(dtype: str) -> dict[str, str]:
     ints = lambda n: ", int64" * n  # noqa: E731
     sigs = {"softmax_rows": f"void({a2}, {a2})", "log_softmax_rows": f"void({a2}, {a2})",
             "softmax_axis": f"void({a3}, {a3})", "log_softmax_axis": f"void({a3}, {a3})",
-            "grad_sq_sum": f"void({a1}, {a1})",
+            "grad_sq_sum": f"void({a1}, {a1})", "zero_first": f"void({a1})",
             "conv2d_k": f"void({a4}, {a4}, {a1}, boolean, {a4}{ints(7)})",
             "conv2d_input_k": f"void({a4}, {a4}, {a4}{ints(7)})",
             "conv2d_weight_k": f"void({a4}, {a4}, {a4}{ints(7)})",
@@ -139,6 +147,7 @@ def module_source(title: str, dtype: np.dtype, entries: list[tuple], device: str
             shared.append(T.gemm(name, ta, tb, sizes["tile"]))
     shared.append(T.grad_sq_sum(block=sizes["rblock"]))
     shared.append(window.source())
+    shared.append(ZERO.format(jit=T.JIT).strip("\n"))
     consts = "\n".join([f"FT = np.dtype({dt!r})  # the float type of host arrays",
                         f"BLOCK = {sizes['block']}  # threads per block (elementwise)",
                         f"RBLOCK = {sizes['rblock']}  # threads per block (reductions)",

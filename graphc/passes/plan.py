@@ -56,12 +56,14 @@ class Target:
     library_gemm: bool
     reduction: str
     cast: str | None = None  # float literals wrapped in it always (else by the dtype)
+    atomics_from: int | None = None  # a whole-array sum of this many elements or more
+    # uses every block (partial sums, one atomic add each) instead of one block's tree
 
 
 CPU = Target("cpu", merge_reductions=True, kernel_exceptions=True, library_gemm=True,
              reduction="sequential")
 CUDA = Target("cuda", merge_reductions=False, kernel_exceptions=False, library_gemm=True,
-              reduction="tree", cast="F")
+              reduction="tree", cast="F", atomics_from=65536)
 
 
 # ---- the plan -------------------------------------------------------------------------

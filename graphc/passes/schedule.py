@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from graphc.ir import Program, format_shape
+from graphc.ops import REGISTRY
 from graphc.passes.loops import LoopBody, reduced_axes
 from graphc.passes.plan import CPU, CUDA, Plan, Step, Target
 
@@ -156,7 +157,33 @@ def _record(plan: Plan, step: Step, place: dict[str, str]) -> Kernel:
     if reduced:
         rec.strategy = ("a block per kept element, a shared-memory tree over the reduced"
                         if plan.target.reduction == "tree" else "sequential loops")
+        if _atomic(plan, step):
+            rec.strategy = ATOMICS
     return rec
+
+
+ATOMICS = "atomics: grid-stride partial sums, a tree per block, one atomic add per block"
+
+
+def _atomic(plan: Plan, step: Step) -> bool:
+    """A sum (or mean) of a whole array of a known, large size: every block can help."""
+    limit = plan.target.atomics_from
+    if limit is None or len(step.nodes) != 1 or plan.kinds[step.nodes[0]] != "reduce":
+        return False
+    node = plan.program[step.nodes[0]]
+    f = node_fields(node)
+    size = 1
+    for d in step.shape:
+        if not isinstance(d, int):
+            return False
+        size *= d
+    return (all(d == 1 for d in node.shape) and f.get("step") == "acc + x"
+            and f.get("init") == "0.0" and f.get("final") in ("acc", "acc / n")
+            and size >= limit)
+
+
+def node_fields(node) -> dict:
+    return REGISTRY[node.op].kernel
 
 
 def _order(node_id: str) -> tuple:

@@ -7,6 +7,7 @@ own (NUMBA_ENABLE_CUDASIM=1 before numba is imported)."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,29 @@ def test_scalar_params_train_and_read_back():
             ref.train_step(o_ref, x=x, t=3 * x + 1), abs=1e-12)
     assert repr(dev.params) == repr(ref.params)  # even repr reads the device's values
     assert float(dev.params["w"]) == pytest.approx(float(ref.params["w"]), abs=1e-12)
+
+
+def test_a_large_whole_sum_uses_every_block_and_atomics(monkeypatch):
+    """From `atomics_from` elements (65,536 on CUDA; 64 here, the simulator is slow)."""
+    import dataclasses
+
+    from graphc.backends.cuda import writer
+    from graphc.passes.schedule import ATOMICS, CUDA, schedule
+
+    small = dataclasses.replace(CUDA, atomics_from=64)
+    monkeypatch.setattr(writer, "CUDA", small)
+    spec = {"graphc": 1, "name": "big sum", "inputs": {"x": {"shape": [30, 25]}},
+            "nodes": [{"id": "s", "op": "mean", "inputs": ["x"]},
+                      {"id": "q", "op": "sum", "inputs": ["x"], "attrs": {"axis": 1}}],
+            "outputs": ["s", "q"]}
+    m = graphc.compile(spec, backend="numpy", dtype="float64")
+    prog = m.mode_program(False)
+    kernels = schedule(prog, list(prog.outputs.values()), small).kernels
+    assert [k.strategy == ATOMICS for k in kernels if k.reduced] == [True, False]
+    assert not any(k.strategy == ATOMICS for k in schedule(
+        prog, list(prog.outputs.values()), CUDA).kernels)
+    x = np.random.default_rng(5).standard_normal((30, 25))
+    errors = compare(spec, {"x": x})
+    assert max(errors.values()) <= TOL, errors
+    source = next(v for k, v in sys.modules.items() if k.startswith("graphc_cuda_big_sum"))
+    assert "cuda.atomic.add" in Path(source.__file__).read_text()

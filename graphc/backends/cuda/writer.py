@@ -22,7 +22,7 @@ from graphc.passes.loops import (
     substitute,
 )
 from graphc.passes.plan import Step
-from graphc.passes.schedule import CUDA, schedule
+from graphc.passes.schedule import ATOMICS, CUDA, schedule
 
 _NAME = re.compile(r"\b([vr]\d+)\b(\s*\[)?")
 _DIM = re.compile(r"\bd\d+\b")
@@ -110,6 +110,7 @@ class EntryWriter:
     # ---- the entry -------------------------------------------------------------------
     def write(self) -> None:
         steps = [k.step for k in self.sched.kernels if k.step is not None]
+        self.atomic = {id(k.step) for k in self.sched.kernels if k.strategy == ATOMICS}
         k = 0
         while k < len(steps):
             s = steps[k]
@@ -187,6 +188,14 @@ class EntryWriter:
         out = f"o_{n}"
         self.views[out] = f"{self.ref(n)}.reshape({self.size(node.shape)})"
         reads = self.arrays_in([*body.lines, value])
+        if id(step) in self.atomic:  # see schedule.ATOMICS: zeroed, then every block adds
+            scale = "F(1.0)" if f["final"] == "acc" else f"F(1.0) / F({self.size(step.shape)})"
+            src = T.sum_atomic(name, [*reads, out], dims, body.lines, value, out, scale,
+                               block=self.block, doc=f"{node.op} over {format_shape(step.shape)}")
+            args = self.kernel(name, src, [describe(node)])
+            self.launch += [f"zero_first[1, 1]({self.ref(out)})",
+                            f"{name}[grid({self.size(step.shape)}), RBLOCK]({args})"]
+            return
         src = T.reduce(name, [*reads, out], dims, red, body.lines, value, f["init"],
                        f["step"], f["final"], out, block=self.block,
                        doc=f"{node.op} over {format_shape(step.shape)}")
