@@ -48,6 +48,7 @@ class EntryWriter:
         self.launch: list[str] = []  # host statements, in order
         self.checks: list[str] = []  # host statements of the input checks
         self.views: dict[str, str] = {}  # extra device views: name -> expression
+        self.setup: list[str] = []  # launches run once, when the buffers are made
         used = {a for n in program for a in n.args} | set(results)
         self.args = [i for i in [*program.fed(), *program.params.values()] if i in used]
         self.scalars = {n.id for n in program if n.shape == ()}
@@ -163,7 +164,11 @@ class EntryWriter:
         self.kernels[-1] = "\n".join(t for t in text
                                      if not any(t.strip() == f"{c} = s_{c}[0]"
                                                 for c in computed))
-        self.launch.append(f"{name}[1, 1]({args})")
+        static = {"const", "size"}  # values of the sizes alone: computed once per sizes
+        if all(self.prog[st.nodes[0]].op in static for st in run):
+            self.setup.append(f"{name}[1, 1]({args})  # depends on the sizes only")
+        else:
+            self.launch.append(f"{name}[1, 1]({args})")
 
     def step_loop(self, step: Step, k: int) -> None:
         plan = self.plan
@@ -334,7 +339,7 @@ class EntryWriter:
                             f"{self.shape(n.shape)}, {_dt(n.dtype)}))")
         for name, expr in self.views.items():
             body.append(f"a[{name!r}] = {expr}")
-        lines += _indent(body) + ["    return a"]
+        lines += _indent(body + self.setup) + ["    return a"]
         lines += ["", "", f"def {e}_launch(a, {''.join(d + ', ' for d in dims)}matmul"
                   f"{', clip_norm=False' if self.train else ''}):",
                   f'    """The kernels of {e}, in order (a: its device arrays by name)."""']
