@@ -170,6 +170,40 @@ def module_source(title: str, dtype: np.dtype, entries: list[tuple], device: str
     return "\n\n\n".join(parts) + "\n"
 
 
+DICT_API = '''
+
+OUTPUT_NAMES = {outputs}
+PARAMS_FILE = {params_file}
+
+
+def init_params():
+    """The initial params by name, from the .npz file beside this module."""
+    import os
+
+    with np.load(os.path.join(os.path.dirname(__file__), PARAMS_FILE)) as f:
+        return {{k: f[k] for k in f.files}}
+
+
+def _feeds(entry, params, inputs):
+    g = globals()
+    x = {{i: np.asarray(inputs[k]) for k, i in g[entry.upper() + "_INPUTS"].items()
+         if k in inputs}}
+    x.update({{i: np.asarray(params[k]) for k, i in g[entry.upper() + "_PARAMS"].items()}})
+    return x
+
+
+def forward(params, /, **inputs):
+    """The outputs by name, for params (a dict) and inputs by name."""
+    return dict(zip(OUTPUT_NAMES, call("forward", _feeds("forward", params, inputs))))
+
+
+def loss_and_grad(params, /, **inputs):
+    """The loss and the gradient of every param, by name."""
+    loss, *grads = call("loss_and_grad", _feeds("loss_and_grad", params, inputs))
+    return float(loss), dict(zip(LOSS_AND_GRAD_PARAMS, grads))
+'''
+
+
 def _dtype_of(kind: str, dtype: np.dtype) -> np.dtype:
     return dtype if kind == FLOAT else np.dtype(kind)
 
@@ -281,9 +315,17 @@ def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
                                 tuple(optimizer.slots), dict(optimizer.hyper),
                                 dict(optimizer.slot_init))
             entries.append(("train_step", prog, results, training))
-    doc = ("\nUsage (host arrays by node id; see each entry's _ARGS):\n\n"
-           "    out = call('forward', {node_id: array, ...})\n")
-    source = module_source(graph.name, dt, entries, device, doc)
+    name = safe_name(graph.name)
+    doc = ("\nUsage:\n\n"
+           f"    import {name} as model\n"
+           f"    params = model.init_params()  # from {name}_params.npz beside this file\n"
+           "    outputs = model.forward(params, x=X)  # by output name\n"
+           + ("    loss, grads = model.loss_and_grad(params, x=X, y=Y)\n"
+              if len(entries) > 1 else "")
+           + "\nor call(entry, {node id: host array}) for any entry; train_step's device state"
+             "\nis kept by graphc's CudaBackend (graphc.compile(spec, backend='cuda')).\n")
+    source = module_source(graph.name, dt, entries, device, doc) + DICT_API.format(
+        outputs=repr(tuple(fwd.outputs)), params_file=repr(f"{name}_params.npz"))
     summary = []
     for name, prog, results, train in entries:
         w = EntryWriter(name, prog, results, dt.name, SIZES[device]["rblock"], train)
@@ -296,5 +338,5 @@ def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
                         "flops": w.plan.costs()[0],
                         "bytes": w.plan.costs()[1].times(dt.itemsize),
                         "dims": {w.plan.dim(s): s for s in w.plan.dims}})
-    return {"name": safe_name(graph.name), "source": source, "params": init_params(fwd, dt),
+    return {"name": name, "source": source, "params": init_params(fwd, dt),
             "entries": summary, "optimizer": optimizer, "dtype": dt, "module_entries": entries}

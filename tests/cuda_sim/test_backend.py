@@ -183,19 +183,28 @@ def test_products_go_through_the_cublas_call_path():
 
 
 def test_the_standalone_module_runs_on_its_own(tmp_path):
-    """graphc compile --backend cuda's module: `call` runs an entry on host arrays."""
+    """graphc compile --backend cuda's module: forward and loss_and_grad by name, from
+    the params file beside it, and `call` on host arrays by node id."""
     from graphc.backends import cache
     from graphc.backends.numba_cuda import standalone
 
     built = standalone(graphc.load(TINY), "float64", device="simulator")
     module = cache.load(built["source"], "standalone_tiny", tmp_path)
+    np.savez(Path(module.__file__).parent / module.PARAMS_FILE, **built["params"])
+    params = module.init_params()
     ref = graphc.compile(TINY, backend="numpy", dtype="float64")
-    ref.params = built["params"]
+    ref.params = params
+    x, y = np.random.default_rng(2).standard_normal((3, 5)), np.array([1, 0, 2])
+    out = module.forward(params, x=x)
+    np.testing.assert_allclose(out["logits"], ref.forward(x=x)["logits"], rtol=1e-12)
+    loss, grads = module.loss_and_grad(params, x=x, y=y)
+    want_loss, want = ref.grad(x=x, y=y)
+    assert loss == pytest.approx(want_loss, rel=1e-12) and grads.keys() == want.keys()
+    for k in want:
+        assert rel_err(want[k], grads[k]) <= 1e-12, k
     fwd = ref.mode_program(False)
-    x = np.random.default_rng(2).standard_normal((3, 5))
-    feeds = {fwd.inputs["x"]: x, **{fwd.params[k]: v for k, v in built["params"].items()}}
-    (logits,) = module.call("forward", feeds)
-    np.testing.assert_allclose(logits, ref.forward(x=x)["logits"], rtol=1e-12)
+    feeds = {fwd.inputs["x"]: x, **{fwd.params[k]: v for k, v in params.items()}}
+    np.testing.assert_allclose(module.call("forward", feeds)[0], out["logits"])
 
 
 def test_graphc_run_on_cuda(examples):

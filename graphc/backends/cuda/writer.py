@@ -354,8 +354,12 @@ class EntryWriter:
     def constants(self) -> str:
         plan, prog, e = self.plan, self.prog, self.name.upper()
         outs = tuple((o, prog[r].shape == ()) for o, r in zip(plan.outputs, plan.results))
+        names = {k: v for k, v in prog.inputs.items() if v in self.args}
+        params = {k: v for k, v in prog.params.items() if v in self.args}
         return "\n".join([f"{e}_ARGS = {tuple(self.args)!r}  # copied in, by node id",
-                          f"{e}_OUT = {outs!r}  # copied out: (name, is a scalar)"])
+                          f"{e}_OUT = {outs!r}  # copied out: (name, is a scalar)",
+                          f"{e}_INPUTS = {names!r}  # spec name -> node id",
+                          f"{e}_PARAMS = {params!r}"])
 
     def update_kernel(self) -> str:
         t = self.train
