@@ -227,6 +227,38 @@ class Model:
         optimizer.step(self.params, grads)
         return loss
 
+    def train_epoch(self, optimizer: Any, *, batch_size: int = 32, shuffle: bool = True,
+                    seed: int | None = None, drop_last: bool = False,
+                    batches: list[np.ndarray] | None = None, lr: Any = None,
+                    clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                    **inputs: Any) -> np.ndarray:
+        """One pass over the rows of `inputs` in mini-batches, one update each: on the cpu
+        backend shuffling's gather, the steps and the loss sums are one compiled call.
+
+        Batches are `batch_size` rows in an order shuffled by `seed` (as `fit` does), or
+        the index arrays `batches`; `lr` gives one rate per step (a schedule). Returns the
+        steps' losses; it stops after the first non-finite one.
+        """
+        from graphc import data as datamod
+        from graphc.epochs import run_epoch
+
+        ds = datamod.prepare(self, inputs, "train_epoch")
+        if ds.n is None:
+            raise InputError("train_epoch: no input has a batch axis; use train_step")
+        if batches is None:
+            batches = list(ds.batches(int(batch_size), shuffle, drop_last,
+                                      np.random.default_rng(seed)))
+        hypers = None
+        if lr is not None:
+            rates = np.asarray(lr, dtype=float).reshape(-1)
+            if len(rates) != len(batches):
+                raise InputError(f"train_epoch: lr has {len(rates)} rates for "
+                                 f"{len(batches)} steps; give one per step")
+            hypers = [{**optimizer.hyper, "lr": float(r)} for r in rates]
+        losses, done = run_epoch(self, optimizer, ds.arrays, ds.batched, batches, hypers,
+                                 clip_grad_norm, clip_grad_value)
+        return losses[:done]
+
     def fit(self, data: Mapping[str, Any], **options: Any):
         """Train on arrays named after the inputs; see graphc.train.fit for the options."""
         from graphc.train import fit

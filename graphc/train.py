@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from graphc import data as datamod
+from graphc import epochs
 from graphc import optim as optimmod
 from graphc import schedules as schedmod
 from graphc.errors import GraphcError, InputError, SpecError, did_you_mean
@@ -309,9 +310,56 @@ class _Loop:
         self.batches_of_epoch = list(self.train.batches(self.o["batch_size"], self.o["shuffle"],
                                                         self.o["drop_last"], rng))
         self.hypers = []
-        lr0, total, seen, t0 = self.opt.lr, 0.0, 0, time.perf_counter()
+        lr0, t0 = self.opt.lr, time.perf_counter()
         per_batch = sched is not None and getattr(sched, "interval", "epoch") == "batch" \
             and not isinstance(sched, schedmod.ReduceLROnPlateau)
+        if self.compiled():
+            with np.errstate(all="ignore"):
+                total, seen = self._compiled_epoch(sched if per_batch else None, bar, hist,
+                                                   epoch, t0)
+        else:
+            total, seen = self._stepwise(sched if per_batch else None, bar, hist, epoch, t0)
+        elapsed = time.perf_counter() - t0
+        return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
+                "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+
+    def compiled(self) -> bool:
+        """Can this epoch run as compiled calls (graphc.epochs)? Not with workers, gradient
+        accumulation, or a model whose step keeps state."""
+        return (self.parallel is None and self.o["accumulate"] == 1 and self.train.n is not None
+                and epochs.fusable(self.model))
+
+    def _compiled_epoch(self, sched: Any, bar: Any, hist: History, epoch: int,
+                        t0: float) -> tuple[float, int]:
+        """The epoch's steps in compiled chunks (the whole epoch, or a progress bar's
+        update interval); a per-batch schedule's rates are computed ahead for all."""
+        for _ in self.batches_of_epoch:
+            self.hypers.append(dict(self.opt.hyper))
+            if sched is not None:
+                sched.step()
+        sizes = [len(idx) for idx in self.batches_of_epoch]
+        done_rows = np.cumsum(sizes)
+
+        def progress(start: int, stop: int, losses: np.ndarray) -> None:
+            for j in range(start, stop):
+                bar.batch_done(float(losses[j]), self.hypers[j]["lr"], int(done_rows[j]),
+                               time.perf_counter() - t0)
+
+        losses, done = epochs.run_epoch(
+            self.model, self.opt, self.train.arrays, self.train.batched, self.batches_of_epoch,
+            self.hypers, self.o["clip_grad_norm"], self.o["clip_grad_value"],
+            chunk=getattr(bar, "every", None), on_chunk=progress)
+        if done < len(sizes) or not math.isfinite(losses[done - 1]):
+            self.diagnose(done - 1, hist, epoch)
+        total = 0.0
+        for loss, rows in zip(losses.tolist(), sizes):
+            total += loss * rows  # as the step-by-step loop adds them
+        return total, int(done_rows[-1])
+
+    def _stepwise(self, sched: Any, bar: Any, hist: History, epoch: int,
+                  t0: float) -> tuple[float, int]:
+        total, seen = 0.0, 0
+        per_batch = sched is not None
         with np.errstate(all="ignore"):  # non-finite losses get a diagnosis instead
             for j, idx in enumerate(self.batches_of_epoch):
                 self.hypers.append(dict(self.opt.hyper))
@@ -323,9 +371,7 @@ class _Loop:
                 if per_batch:
                     sched.step()
                 bar.batch_done(loss, self.opt.lr, seen, time.perf_counter() - t0)
-        elapsed = time.perf_counter() - t0
-        return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
-                "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+        return total, seen
 
     def params_finite(self) -> bool:
         return all(np.all(np.isfinite(p)) for p in self.model.params.values())

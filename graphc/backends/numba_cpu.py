@@ -118,6 +118,11 @@ class CpuBackend:
                    clip_grad_norm: float | None = None,
                    clip_grad_value: float | None = None) -> float:
         """Forward, backward, clipping and `optimizer`'s update in one compiled call."""
+        return self.trainer(model, optimizer).step(model, optimizer, inputs, clip_grad_norm,
+                                                   clip_grad_value)
+
+    def trainer(self, model: Any, optimizer: Any) -> Trainer:
+        """The Trainer of `model` for `optimizer` (built once per optimizer kind)."""
         lines = tuple(optimizer.update_lines())
         key = (id(optimizer), lines, tuple(optimizer.slots))
         trainer = self._trainers.get(key)
@@ -125,7 +130,36 @@ class CpuBackend:
             trainer = self._trainers[key] = Trainer(self, model, optimizer, lines)
             while len(self._trainers) > 4:  # e.g. a learning-rate finder's many optimizers
                 self._trainers.pop(next(iter(self._trainers)))
-        return trainer.step(model, optimizer, inputs, clip_grad_norm, clip_grad_value)
+        return trainer
+
+    def train_epoch(self, model: Any, optimizer: Any, feeds: Mapping[str, np.ndarray],
+                    batched: set[str], order: np.ndarray, starts: np.ndarray,
+                    hyper: np.ndarray, losses: np.ndarray, clip_grad_norm: float | None = None,
+                    clip_grad_value: float | None = None) -> tuple[int, float]:
+        """Steps j of one compiled call: the rows order[starts[j]:starts[j + 1]] of the
+        arrays in `feeds` (by node id; the inputs in `batched` are gathered by rows),
+        hyper-parameters hyper[j] (in optimizer.hyper's order). Stops after a non-finite
+        loss; returns (steps done, the sum of loss * rows); losses[j] gets each loss."""
+        from graphc.backends.epoch import EpochRunner, clip_args
+
+        trainer = self.trainer(model, optimizer)
+        flags = tuple(i in batched for _, i, _, _ in trainer.inputs)
+        runner = trainer.epochs.get(flags)
+        if runner is None:
+            runner = trainer.epochs[flags] = EpochRunner(trainer, self.cache_dir, flags)
+        arrays = [_array(feeds[i], dt) for _, i, dt, _ in trainer.inputs]
+        arrays = [a.reshape(1) if a.ndim == 0 else a for a in arrays]
+        if trainer.state.slots is not optimizer.state:
+            trainer.state.slots = optimizer.state
+        trainer.state.bind(model.params)
+        norm, value = clip_args(clip_grad_norm, clip_grad_value)
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        starts = np.ascontiguousarray(starts, dtype=np.int64)
+        hyper = np.ascontiguousarray(hyper, dtype=np.float64)
+        done, total = runner.run(arrays, order, starts, hyper, optimizer.t, norm, value,
+                                 losses)
+        optimizer.t += int(done)
+        return int(done), float(total)
 
 
 class Trainer:
@@ -138,8 +172,10 @@ class Trainer:
         training = Training(type(optimizer).__name__, list(lines), tuple(optimizer.slots),
                             dict.fromkeys(optimizer.hyper, 0.0), dict(optimizer.slot_init))
         entry = Entry("train_step", prog, results, training)
-        writer = KernelWriter(entry, model.dtype)
+        writer = self.writer = KernelWriter(entry, model.dtype)
         self.module = backend.load(prog.name, model.dtype, [entry])
+        self.cache_dir = backend.cache_dir
+        self.epochs: dict[tuple[bool, ...], Any] = {}  # epoch drivers by batched inputs
         self.kernel = Kernel(self.module, "train_step")
         self.hyper = list(training.hyper)
         self.inputs = [(prog[i].name, i, _dtype_of(prog[i].dtype, model.dtype),
