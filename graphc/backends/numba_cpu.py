@@ -9,6 +9,7 @@ optimizer state packed into flat arrays that it updates in place.
 from __future__ import annotations
 
 import math
+import operator
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
@@ -77,6 +78,8 @@ class CpuBackend:
     def __init__(self, cache_dir: str | None = None):
         self.cache_dir = cache_dir
         self._trainers: dict[Any, Trainer] = {}
+        self._last: tuple | None = None  # (optimizer, its signature, its Trainer)
+        self._built: dict[Any, tuple] = {}  # (model program, dtype, lines...) -> module
 
     def load(self, title: str, dtype: np.dtype, entries: list[Entry]) -> ModuleType:
         """The module for `entries`, from the cache; its helpers come from a shared
@@ -122,7 +125,14 @@ class CpuBackend:
                                                    clip_grad_value)
 
     def trainer(self, model: Any, optimizer: Any) -> Trainer:
-        """The Trainer of `model` for `optimizer` (built once per optimizer kind)."""
+        """The Trainer of `model` for `optimizer` (built once per optimizer kind). The last
+        one is reused without asking for the update lines again while the optimizer's
+        hyper-parameters and flags are what they were (the lines depend on nothing else)."""
+        sig = (tuple(optimizer.hyper.values()),
+               tuple([v for v in vars(optimizer).values() if type(v) is bool]))
+        last = self._last
+        if last is not None and last[0] is optimizer and last[1] == sig:
+            return last[2]
         lines = tuple(optimizer.update_lines())
         key = (id(optimizer), lines, tuple(optimizer.slots))
         trainer = self._trainers.get(key)
@@ -130,6 +140,7 @@ class CpuBackend:
             trainer = self._trainers[key] = Trainer(self, model, optimizer, lines)
             while len(self._trainers) > 4:  # e.g. a learning-rate finder's many optimizers
                 self._trainers.pop(next(iter(self._trainers)))
+        self._last = (optimizer, sig, trainer)
         return trainer
 
     def train_epoch(self, model: Any, optimizer: Any, feeds: Mapping[str, np.ndarray],
@@ -162,6 +173,10 @@ class CpuBackend:
         return int(done), float(total)
 
 
+def _slot_arrays(slots: Mapping[str, Mapping[str, np.ndarray]]) -> Any:
+    return (a for per_param in slots.values() for a in per_param.values())
+
+
 class Trainer:
     """The fused train step of one model for one optimizer (and its update lines)."""
 
@@ -171,9 +186,17 @@ class Trainer:
         results = [prog.loss, *(prog.grads[name] for name in prog.params)]
         training = Training(type(optimizer).__name__, list(lines), tuple(optimizer.slots),
                             dict.fromkeys(optimizer.hyper, 0.0), dict(optimizer.slot_init))
-        entry = Entry("train_step", prog, results, training)
-        writer = self.writer = KernelWriter(entry, model.dtype)
-        self.module = backend.load(prog.name, model.dtype, [entry])
+        key = (id(prog), model.dtype, lines, training.slots, tuple(training.hyper))
+        built = backend._built.get(key)
+        if built is None or built[0] is not prog:  # a new optimizer of a kind seen before
+            entry = Entry("train_step", prog, results, training)  # reuses the module
+            writer = KernelWriter(entry, model.dtype)
+            built = backend._built[key] = (prog, writer, backend.load(prog.name, model.dtype,
+                                                                      [entry]))
+            while len(backend._built) > 8:
+                backend._built.pop(next(iter(backend._built)))
+        _, writer, self.module = built
+        self.writer = writer
         self.cache_dir = backend.cache_dir
         self.epochs: dict[tuple[bool, ...], Any] = {}  # epoch drivers by batched inputs
         self.kernel = Kernel(self.module, "train_step")
@@ -181,6 +204,13 @@ class Trainer:
         self.inputs = [(prog[i].name, i, _dtype_of(prog[i].dtype, model.dtype),
                         tuple(prog[i].shape)) for i in writer.inputs]
         self.state = self.module.TrainState(None, slots=optimizer.state)
+        # for the direct call: where each dim is read (input, axis), 0-d inputs as 1-d
+        self.dim_at = [(writer.inputs.index(i), axis) for i, axis in writer.plan.dims.values()]
+        self.scalar = [k for k, i in enumerate(writer.inputs) if prog[i].shape == ()]
+        self._ws: dict[tuple, tuple] = {}
+        self._bound: Any = None  # the params dict last bound, its arrays, the slot arrays
+        self._views: list[np.ndarray] = []
+        self._slots: list[np.ndarray] = []
 
     def arrays(self, model: Any, inputs: Mapping[str, Any]) -> list[np.ndarray]:
         """The inputs as the kernel takes them; the quick check, else graphc's own."""
@@ -189,8 +219,10 @@ class Trainer:
             out = []
             for name, _, dt, shape in self.inputs:
                 a = inputs.get(name)
-                if (type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape)
-                        or not a.flags.c_contiguous or not a.flags.writeable):
+                if type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape):
+                    break
+                flags = a.flags
+                if not flags.c_contiguous or not flags.writeable:
                     break
                 for d, n in zip(shape, a.shape):
                     if (d != n) if type(d) is int else (dims.setdefault(d, n) != n):
@@ -214,13 +246,51 @@ class Trainer:
         value = math.inf if clip_grad_value is None else float(clip_grad_value)
         t = optimizer.t + 1
         try:
-            loss = self.kernel(model.params, self.state, arrays,
-                               tuple([h[k] for k in self.hyper]), float(t), norm, value)
+            if self.kernel.fresh:  # the first call goes through the module (cache checks)
+                loss = self.kernel(model.params, self.state, arrays,
+                                   tuple([h[k] for k in self.hyper]), float(t), norm, value)
+            else:
+                loss = self.call(model, arrays, [h[k] for k in self.hyper], t, norm, value)
         except ValueError:
             evaluate(self.program, model.feeds(self.program, inputs), model.dtype)
             raise
         optimizer.t = t
         return float(loss)
+
+    def workspace(self, arrays: list[np.ndarray]) -> tuple:
+        """The kernel's workspace for inputs of these shapes (kept for a few shapes)."""
+        key = tuple([a.shape for a in arrays])
+        ws = self._ws.get(key)
+        if ws is None:
+            if len(self._ws) > 8:
+                self._ws.pop(next(iter(self._ws)))
+            ws = self._ws[key] = self.epoch_module().workspaces(*arrays)
+        return ws
+
+    def epoch_module(self) -> ModuleType:
+        from graphc.backends.epoch import EpochRunner
+
+        flags = (True,) * len(self.inputs)
+        if flags not in self.epochs:
+            self.epochs[flags] = EpochRunner(self, self.cache_dir, flags)
+        return self.epochs[flags].module
+
+    def call(self, model: Any, arrays: list[np.ndarray], hyper: list[float], t: int,
+             norm: float, value: float) -> float:
+        """The kernel called directly: what train_step_arrays does, with the workspace
+        and the dims' places looked up once per shape."""
+        for k in self.scalar:
+            arrays[k] = arrays[k].reshape(1)
+        p, state = model.params, self.state
+        if (p is not self._bound or not all(map(operator.is_, p.values(), self._views))
+                or (self._slots and not all(map(operator.is_, _slot_arrays(state.slots),
+                                                self._slots)))):
+            state.bind(p)  # a param or slot array was replaced: copy it in, rebind
+            self._bound, self._views = p, list(p.values())
+            self._slots = list(_slot_arrays(state.slots))
+        return self.module.train_step_kernel(
+            *[arrays[k].shape[axis] for k, axis in self.dim_at], *arrays, *self.state.args,
+            *self.workspace(arrays), *hyper, float(t), norm, value)
 
 
 # ---- standalone modules (graphc compile) --------------------------------------------------
