@@ -129,6 +129,33 @@ print(json.dumps({"import": t1 - t0, "first_step": t2 - t1}))
 """
 
 
+FLOOR_SCRIPT = """
+import os, sys, time
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+path = os.path.join(sys.argv[1], "floor_mod.py")
+with open(path, "w") as f:
+    f.write("from numba import njit\\n@njit(cache=True)\\ndef f(x):\\n    return x + 1\\n")
+sys.path.insert(0, sys.argv[1])
+import floor_mod
+floor_mod.f(1)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def numba_floor() -> tuple[float, float]:
+    """What any Numba program pays in a new process: import numba, then the first call of
+    a trivial cached function (Numba's own start-up: its registries, SciPy's BLAS)."""
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):  # the second run loads the trivial function from its cache
+            proc = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, folder],
+                                  capture_output=True, text=True, check=True)
+    imp, first = map(float, proc.stdout.split())
+    return imp, first
+
+
 def compile_times() -> dict[str, float]:
     """Fresh processes: an empty cache (cold), the same cache again (warm); and a new
     model whose helpers are already cached (what every model after the first pays)."""
@@ -257,6 +284,9 @@ def main() -> None:
               f"{c['warm']['first_step']:.2f} s; a new model with helpers cached "
               f"{c['new model']['first_step']:.2f} s (import graphc: "
               f"{c['warm']['import']:.2f} s, not included)")
+        imp, first = numba_floor()
+        print(f"Numba's own floor in a fresh process: import numba {imp:.2f} s, first call "
+              f"of a trivial cached @njit function {first:.2f} s")
     if not args.as_set_only:
         env = {k: v for k, v in os.environ.items()
                if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}

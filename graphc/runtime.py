@@ -97,7 +97,7 @@ class Model:
         self.step = 0  # training calls so far: the `step` of random draws
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
-        self._names: dict[Any, list[str]] = {}
+        self._names: dict[Any, tuple[list[str], list[str]]] = {}  # evaluate: names, ids
         self._fitted: set[Any] = set()  # (program, sizes) whose memory need was checked
 
     @property
@@ -184,9 +184,9 @@ class Model:
                     raise InputError(f"no value named {n!r} in the model"
                                      + (f" ({hint})" if hint else ""))
             self._programs[key] = prune(fwd, [known[n] for n in names])
-            self._names[key] = names
-        prog, names = self._programs[key], self._names[key]
-        results = [prog.by_name()[n] for n in names]
+            ids = self._programs[key].by_name()
+            self._names[key] = (names, [ids[n] for n in names])  # by_name() once, not per call
+        prog, (names, results) = self._programs[key], self._names[key]
         return dict(zip(names, self._call(key, prog, results, inputs, training)))
 
     def grad(self, wrt: Iterable[str] = (), *, training: bool = True,
@@ -465,7 +465,7 @@ def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
             hint = did_you_mean(name, program.inputs)
             raise InputError(f"unknown input {name!r}"
                              + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
-    used = {a for n in program for a in n.args}
+    used = _used(program)
     dims: dict[str, tuple[int, str]] = {} if bound is None else bound
     out = {}
     for name, node_id in program.inputs.items():
@@ -482,6 +482,19 @@ def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
         node = program[node_id]
         out[node_id] = _coerce(name, value, node.dtype, node.shape, dtype, dims)
     return out
+
+
+_USED: dict[int, tuple[Program, set[str]]] = {}
+
+
+def _used(program: Program) -> set[str]:
+    """The ids the program's nodes read, computed once per program (not once per call)."""
+    hit = _USED.get(id(program))
+    if hit is None or hit[0] is not program:
+        if len(_USED) > 256:
+            _USED.clear()
+        hit = _USED[id(program)] = (program, {a for n in program for a in n.args})
+    return hit[1]
 
 
 def _coerce(name, value, kind, shape, dtype, dims) -> np.ndarray:
