@@ -1,6 +1,7 @@
 """Training through `fit` on a TensorFlow-Playground-sized model (2-16-16-1 tanh, BCE,
 batch 32, SGD): µs per step with whole epochs compiled (graphc's default), step by step
-(Model.train_step in a Python loop) and PyTorch eager's loop, each in its own process.
+(Model.train_step in a Python loop) and PyTorch eager's loop (one thread), each in its
+own process.
 
     python benchmarks/bench_fit.py [--rows 3200] [--epochs 20]
 """
@@ -51,6 +52,7 @@ def run_graphc(how: str, rows: int, epochs: int) -> dict:
 def run_torch(rows: int, epochs: int) -> dict:
     import torch
 
+    torch.set_num_threads(1)  # its fastest setting for a model this small, and the steadiest
     torch.manual_seed(0)
     data = dataset(rows)
     x, y = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
