@@ -104,3 +104,42 @@ def test_train_epoch_stops_at_a_non_finite_loss(data):
 def test_train_epoch_bad_arguments_say_what_to_give(data, kwargs, words):
     with pytest.raises(InputError, match=words):
         graphc.compile(SPEC).train_epoch(graphc.optim.SGD(lr=0.1), **kwargs, **data)
+
+
+# ---- the train step's fast path sees every way params and state can change ------------
+
+def _pair():
+    a, b = graphc.compile(SPEC), graphc.compile(SPEC, backend="numpy")
+    b.params = a.params
+    return a, b
+
+
+def test_fast_train_step_sees_replaced_params_and_slots(data):
+    a, b = _pair()
+    oa, ob = graphc.optim.Adam(lr=0.01), graphc.optim.Adam(lr=0.01)
+    batch = {"x": data["x"][:16], "y": data["y"][:16]}
+    for _ in range(3):
+        a.train_step(oa, **batch), b.train_step(ob, **batch)
+    new = {k: v * 0.5 for k, v in a.params.items()}
+    a.params, b.params = new, new  # a new dict
+    dict.update(a.params, {"h.b": np.ones(8, np.float32)})  # bypasses ParamDict's copy
+    dict.update(b.params, {"h.b": np.ones(8, np.float32)})
+    oa.load_state_dict(ob.state_dict())  # slot arrays replaced
+    la, lb = a.train_step(oa, **batch), b.train_step(ob, **batch)
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+    for k in a.params:
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=1e-4, atol=1e-6)
+
+
+def test_fast_train_step_follows_the_optimizers_changes(data):
+    a, b = _pair()
+    oa, ob = graphc.optim.SGD(lr=0.1), graphc.optim.SGD(lr=0.1)
+    batch = {"x": data["x"][:16], "y": data["y"][:16]}
+    a.train_step(oa, **batch), b.train_step(ob, **batch)
+    for opt in (oa, ob):  # a weight decay from 0: the update lines change
+        opt.hyper["weight_decay"] = 0.5
+        opt.lr = 0.05
+    for _ in range(2):
+        np.testing.assert_allclose(a.train_step(oa, **batch), b.train_step(ob, **batch),
+                                   rtol=1e-5)
+    np.testing.assert_allclose(a.params["out.W"], b.params["out.W"], rtol=1e-4, atol=1e-6)
