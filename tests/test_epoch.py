@@ -143,3 +143,15 @@ def test_fast_train_step_follows_the_optimizers_changes(data):
         np.testing.assert_allclose(a.train_step(oa, **batch), b.train_step(ob, **batch),
                                    rtol=1e-5)
     np.testing.assert_allclose(a.params["out.W"], b.params["out.W"], rtol=1e-4, atol=1e-6)
+
+
+def test_quick_forward_equals_the_checked_one_and_still_checks(data):
+    a, b = _pair()
+    x = data["x"][:5]
+    np.testing.assert_allclose(a.forward(x=x)["out"], b.forward(x=x)["out"], rtol=1e-5)
+    np.testing.assert_allclose(a.forward(x=x.astype(np.float64))["out"],  # converted
+                               b.forward(x=x)["out"], rtol=1e-5)
+    with pytest.raises(InputError, match="axis 1 is 4"):
+        a.forward(x=np.zeros((5, 4), np.float32))
+    with pytest.raises(InputError, match="unknown input"):
+        a.forward(x=x, z=x)

@@ -114,7 +114,26 @@ class CpuBackend:
                 raise
             return [o if isinstance(o, np.ndarray) else np.asarray(o, dtype) for o in out]
 
+        wanted = [(program[i].name, i, _dtype_of(program[i].dtype, dtype), tuple(program[i].shape))
+                  for i in writer.inputs]
+        names = {i: n for n, i in program.params.items()}
+        param_args = [(names[i], _dtype_of(program[i].dtype, dtype)) for i in writer.params]
+
+        def quick(values: Mapping[str, np.ndarray], inputs: Mapping[str, Any]
+                  ) -> list[np.ndarray] | None:
+            """`run` for inputs that are already the kernel's arrays (None: they are not,
+            or the kernel refused them: take the checked way)."""
+            arrays = _quick_arrays(wanted, inputs)
+            if arrays is None:
+                return None
+            try:
+                out = kernel(*arrays, *[_array(values[n], dt) for n, dt in param_args])
+            except ValueError:
+                return None
+            return [o if isinstance(o, np.ndarray) else np.asarray(o, dtype) for o in out]
+
         run.kernel = kernel  # type: ignore[attr-defined]  (for tests and the curious)
+        run.quick = quick  # type: ignore[attr-defined]
         return run
 
     def train_step(self, model: Any, optimizer: Any, inputs: Mapping[str, Any],
@@ -173,6 +192,28 @@ class CpuBackend:
         return int(done), float(total)
 
 
+def _quick_arrays(wanted: list[tuple], inputs: Mapping[str, Any]) -> list[np.ndarray] | None:
+    """The inputs in kernel order when each is already what the kernel takes (an array of
+    its dtype, C-ordered, writable, dims agreeing), else None: then graphc's own checks
+    run. `wanted`: (name, id, dtype, shape) per kernel input."""
+    if len(inputs) != len(wanted):
+        return None
+    dims: dict[str, int] = {}
+    out = []
+    for name, _, dt, shape in wanted:
+        a = inputs.get(name)
+        if type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape):
+            return None
+        flags = a.flags
+        if not flags.c_contiguous or not flags.writeable:
+            return None
+        for d, n in zip(shape, a.shape):
+            if (d != n) if type(d) is int else (dims.setdefault(d, n) != n):
+                return None
+        out.append(a)
+    return out
+
+
 def _slot_arrays(slots: Mapping[str, Mapping[str, np.ndarray]]) -> Any:
     return (a for per_param in slots.values() for a in per_param.values())
 
@@ -214,25 +255,9 @@ class Trainer:
 
     def arrays(self, model: Any, inputs: Mapping[str, Any]) -> list[np.ndarray]:
         """The inputs as the kernel takes them; the quick check, else graphc's own."""
-        if len(inputs) == len(self.inputs):
-            dims: dict[str, int] = {}
-            out = []
-            for name, _, dt, shape in self.inputs:
-                a = inputs.get(name)
-                if type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape):
-                    break
-                flags = a.flags
-                if not flags.c_contiguous or not flags.writeable:
-                    break
-                for d, n in zip(shape, a.shape):
-                    if (d != n) if type(d) is int else (dims.setdefault(d, n) != n):
-                        break
-                else:
-                    out.append(a)
-                    continue
-                break
-            else:
-                return out
+        out = _quick_arrays(self.inputs, inputs)
+        if out is not None:
+            return out
         feeds = model.feeds(self.program, inputs)
         return [_array(feeds[i], dt) for _, i, dt, _ in self.inputs]
 
