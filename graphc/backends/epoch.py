@@ -58,10 +58,8 @@ def epoch_source(writer: KernelWriter, step_module: str, batched: Sequence[bool]
             + "".join(f"{writer.arg_name(i)}, " for i in ins)
             + "".join(f"state[{k}], " for k in range(n_state))
             + "*{w}, " + hyper + "t0 + j + 1.0, max_norm, max_value)")
-    lines += ["        if n == full:",
-              "            loss = " + call.format(w="wfull"),
-              "        else:",
-              "            loss = " + call.format(w="wlast"),
+    lines += ["        w = wfull if n == full else wlast  # one call site: compiled once",
+              "        loss = " + call.format(w="w"),
               "        losses[j] = loss",
               "        total += loss * n",
               "        if not np.isfinite(loss):",
