@@ -78,7 +78,7 @@ class CpuBackend:
     def __init__(self, cache_dir: str | None = None):
         self.cache_dir = cache_dir
         self._trainers: dict[Any, Trainer] = {}
-        self._last: tuple | None = None  # (optimizer, its signature, its Trainer)
+        self._last: tuple | None = None  # (optimizer, its signature, Trainer, model)
         self._built: dict[Any, tuple] = {}  # (model program, dtype, lines...) -> module
 
     def load(self, title: str, dtype: np.dtype, entries: list[Entry]) -> ModuleType:
@@ -150,7 +150,7 @@ class CpuBackend:
         sig = (tuple(optimizer.hyper.values()),
                tuple([v for v in vars(optimizer).values() if type(v) is bool]))
         last = self._last
-        if last is not None and last[0] is optimizer and last[1] == sig:
+        if last is not None and last[0] is optimizer and last[1] == sig and last[3] is model:
             return last[2]
         lines = tuple(optimizer.update_lines())
         key = (id(optimizer), lines, tuple(optimizer.slots))
@@ -159,7 +159,7 @@ class CpuBackend:
             trainer = self._trainers[key] = Trainer(self, model, optimizer, lines)
             while len(self._trainers) > 4:  # e.g. a learning-rate finder's many optimizers
                 self._trainers.pop(next(iter(self._trainers)))
-        self._last = (optimizer, sig, trainer)
+        self._last = (optimizer, sig, trainer, model)
         return trainer
 
     def train_epoch(self, model: Any, optimizer: Any, feeds: Mapping[str, np.ndarray],
