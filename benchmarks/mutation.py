@@ -144,7 +144,7 @@ def run_tests(copy: Path, tests: list[str], select: str, timeout: int) -> int:
 
 
 def measure(module: str, sample: int | None, seed: int, select: str, timeout: int,
-            tests: list[str] | None = None) -> dict:
+            tests: list[str] | None = None, lines: list[int] | None = None) -> dict:
     tests = [t for t in tests or MODULES[module] if (ROOT / t.split("::")[0]).exists()
              or print(f"{module}: {t} is not there; measuring without it", flush=True)]
     path = ROOT / "graphc" / module
@@ -152,6 +152,8 @@ def measure(module: str, sample: int | None, seed: int, select: str, timeout: in
     everything = points(ast.parse(source))
     chosen = everything if sample is None else random.Random(f"{seed}:{module}").sample(
         everything, min(sample, len(everything)))
+    if lines:  # every mutant on these lines (to check that a new test kills them)
+        chosen = [p for p in everything if p[2] in lines]
     with tempfile.TemporaryDirectory(prefix="graphc-mut-") as tmp:
         copy = Path(tmp)
         for part in ("graphc", "tests", "examples", "pyproject.toml", "docs"):
@@ -186,6 +188,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-k", dest="select", default="", help="pytest -k for the test files")
     ap.add_argument("--tests", nargs="*", help="test files instead of the module's own")
+    ap.add_argument("--lines", type=int, nargs="*", help="only the mutants on these lines")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
@@ -193,7 +196,7 @@ def main() -> None:
     for module in args.modules or list(MODULES):
         start = time.time()
         r = measure(module, None if args.full else args.sample, args.seed, args.select,
-                    args.timeout, args.tests)
+                    args.timeout, args.tests, args.lines)
         results.append(r)
         print(f"{module}: {r['killed']}/{r['mutants']} killed ({100 * r['score']:.0f}%), "
               f"{r['of']} mutation points, {time.time() - start:.0f} s", flush=True)

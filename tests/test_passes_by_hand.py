@@ -1,0 +1,68 @@
+"""The passes against facts worked out by hand on tiny graphs (no torch): which node holds
+which gradient, the axes a broadcast gradient is summed over, what simplify and prune
+leave. Written to kill the mutants benchmarks/mutation.py found surviving (docs/testing.md)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+from graphc.passes import differentiate
+from graphc.passes.pipeline import forward_program
+
+
+def spec(inputs: dict, nodes: list, loss: str, outputs=None) -> dict:
+    return {"graphc": 1, "name": "t", "inputs": {k: {"shape": list(v)} for k, v in
+                                                  inputs.items()},
+            "nodes": [{"id": i, "op": op, "inputs": list(args), **({"attrs": a} if a else {})}
+                      for i, op, args, a in nodes],
+            "outputs": outputs or [loss], "loss": loss}
+
+
+def program(s: dict):
+    return forward_program(graphc.load(s), training=True)
+
+
+def test_every_gradient_node_names_its_forward_node():
+    """grad_of ties a backward node to the forward value whose gradient it holds (the
+    diagrams and traces draw it there); the seed gradient, the constant 1, ties to none."""
+    s = spec({"a": [2, 3], "b": [2, 3]},
+             [("p", "mul", ["a", "b"], None), ("q", "exp", ["p"], None),
+              ("L", "sum", ["q"], None)], "L")
+    prog = differentiate(program(s), wrt=["a", "b"])
+    marked = {n.grad_of: n.id for n in prog if n.grad_of is not None}
+    for fwd, grad in prog.grad_map.items():
+        if prog[grad].op == "const":
+            assert prog[grad].grad_of is None, fwd
+        else:
+            assert prog[grad].grad_of == fwd, (fwd, grad)
+    ids = {n.name: n.id for n in prog if n.name is not None and n.grad_of is None}
+    assert set(marked) == {ids[k] for k in "abpq"}  # inputs and intermediates, not the loss
+    assert prog[prog.grad_map[prog.loss]].op == "const"
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [
+    ((1, 3, 5), (3, 1)),  # b: a leading axis added and its last axis broadcast
+    ((2, 3, 5), (1, 5)),  # b: the leading axis and its size-1 axis
+    ((4, 1, 3), (2, 1)),  # both broadcast
+])
+def test_broadcast_gradient_is_summed_back_by_hand(a_shape, b_shape):
+    """d/db sum(a * b) = a summed over every axis b was broadcast along, in b's shape."""
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=a_shape), rng.normal(size=b_shape)
+    s = spec({"a": a_shape, "b": b_shape},
+             [("p", "mul", ["a", "b"], None), ("L", "sum", ["p"], None)], "L")
+    m = graphc.compile(s, backend="numpy", dtype="float64")
+    _, grads = m.grad(wrt=["a", "b"], a=a, b=b)
+    full = np.broadcast_shapes(a_shape, b_shape)
+    want_b = np.broadcast_to(a, full)
+    lead = len(full) - len(b_shape)
+    want_b = want_b.sum(axis=tuple(range(lead)))
+    want_b = want_b.sum(axis=tuple(i for i, d in enumerate(b_shape) if d == 1), keepdims=True)
+    want_a = np.broadcast_to(b, full).sum(
+        axis=tuple(range(len(full) - len(a_shape))))
+    want_a = want_a.sum(axis=tuple(i for i, d in enumerate(a_shape) if d == 1), keepdims=True)
+    assert grads["b"].shape == b_shape and grads["a"].shape == a_shape
+    np.testing.assert_allclose(grads["b"], want_b, rtol=1e-12)
+    np.testing.assert_allclose(grads["a"], want_a, rtol=1e-12)
