@@ -66,3 +66,52 @@ def test_broadcast_gradient_is_summed_back_by_hand(a_shape, b_shape):
     assert grads["b"].shape == b_shape and grads["a"].shape == a_shape
     np.testing.assert_allclose(grads["b"], want_b, rtol=1e-12)
     np.testing.assert_allclose(grads["a"], want_a, rtol=1e-12)
+
+
+def _pipeline(s: dict):
+    from graphc.passes import grad_program
+    fwd = program(s)
+    return fwd, grad_program(fwd, wrt=list(fwd.inputs), keep_outputs=False)
+
+
+def test_simplify_drops_the_seed_times_one_and_keeps_gradients_marked():
+    """L = sigmoid(x), x a scalar: dL/dx = 1 * (y (1 - y)); simplify drops the `* 1`, so
+    the gradient is the node y (1 - y), which now holds x's gradient (grad_of = x)."""
+    fwd, prog = _pipeline(spec({"x": []}, [("L", "sigmoid", ["x"], None)], "L"))
+    x = fwd.inputs["x"]
+    g = prog[prog.grads["x"]]
+    assert g.op == "mul" and {prog[a].op for a in g.args} == {"sigmoid", "sub"}  # y (1 - y)
+    assert g.grad_of == x and prog.grad_map[x] == g.id
+    for n in prog:
+        if n.op == "mul":
+            assert all(prog[a].op != "const" or prog[a].attrs["value"] != 1.0
+                       for a in n.args), n
+
+
+def test_a_forward_value_that_is_a_gradient_stays_a_forward_value():
+    """L = exp(x): dL/dx = 1 * exp(x) is the forward value L itself. It is x's gradient
+    (grads, grad_map) but stays a forward node: no grad_of, its name kept; and grad_map
+    names only nodes that prune kept."""
+    fwd, prog = _pipeline(spec({"x": []}, [("L", "exp", ["x"], None)], "L"))
+    x = fwd.inputs["x"]
+    assert prog.grads["x"] == prog.loss == prog.grad_map[x]
+    assert all(n.grad_of is None for n in prog if n.name is not None)
+    assert [n.op for n in prog] == ["input", "exp"]  # the seed and the `* 1` are gone
+    assert set(prog.grad_map.values()) <= set(prog.nodes), prog.grad_map
+    m = graphc.compile(spec({"x": []}, [("L", "exp", ["x"], None)], "L"), backend="numpy",
+                       dtype="float64")
+    loss, grads = m.grad(wrt=["x"], x=np.array(0.5))
+    assert float(grads["x"]) == pytest.approx(np.exp(0.5)) == float(loss)
+
+
+def test_neg_of_neg_in_the_backward_graph_is_removed():
+    """L = sum(-(-x)): the backward pass negates g twice; simplify passes g straight on."""
+    s = spec({"x": [3]}, [("a", "neg", ["x"], None), ("b", "neg", ["a"], None),
+                          ("L", "sum", ["b"], None)], "L")
+    fwd, prog = _pipeline(s)
+    backward = [n for n in prog if n.id not in fwd.nodes]
+    assert [n.op for n in backward] == ["const", "expand_dims", "expand"]
+    assert prog.grads["x"] == backward[-1].id
+    assert set(prog.grad_map.values()) <= set(prog.nodes)
+    m = graphc.compile(s, backend="numpy", dtype="float64")
+    np.testing.assert_array_equal(m.grad(wrt=["x"], x=np.arange(3.0))[1]["x"], np.ones(3))
