@@ -115,3 +115,20 @@ def test_neg_of_neg_in_the_backward_graph_is_removed():
     assert set(prog.grad_map.values()) <= set(prog.nodes)
     m = graphc.compile(s, backend="numpy", dtype="float64")
     np.testing.assert_array_equal(m.grad(wrt=["x"], x=np.arange(3.0))[1]["x"], np.ones(3))
+
+
+def test_lower_gives_each_spec_node_one_node_and_passes_through_unchanged_values():
+    """A one-node op lowers to that node under the spec's id, nothing added; dropout with
+    p = 0 returns its input, so lower adds y = x + 0 to give the spec's name a node."""
+    prog = program(spec({"x": [2, 3]}, [("y", "relu", ["x"], None), ("L", "sum", ["y"], None)],
+                        "L", outputs=["y"]))
+    assert [(n.op, n.name) for n in prog] == [("input", "x"), ("relu", "y"), ("sum", "L")]
+    s = spec({"x": [2, 3]}, [("y", "dropout", ["x"], {"p": 0.0}), ("L", "sum", ["y"], None)],
+             "L", outputs=["y"])
+    prog = program(s)
+    y = prog[prog.outputs["y"]]
+    assert y.op == "add" and prog[y.args[1]].op == "const"
+    assert prog[y.args[1]].attrs["value"] == 0.0
+    x = np.arange(6.0).reshape(2, 3)
+    m = graphc.compile(s, backend="numpy", dtype="float64")
+    np.testing.assert_array_equal(m.forward(x=x)["y"], x)
