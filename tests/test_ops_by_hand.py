@@ -39,3 +39,88 @@ def test_activation_defaults_are_torchs(backend):
     y, g = value_and_grad("elu", {"x": X}, backend=backend)
     np.testing.assert_allclose(y, [math.expm1(-2.0), math.expm1(-0.5), 0.5, 3.0], rtol=1e-15)
     np.testing.assert_allclose(g["x"], [math.exp(-2.0), math.exp(-0.5), 1.0, 1.0], rtol=1e-14)
+
+
+# ---- the compiled kernels of internal ops, by hand ------------------------------------------
+# Gradients run ops no spec names (expand, sum_to, expand_dims, slice, one_hot); their cpu
+# kernels are index expressions, checked here against numpy sums written out by hand.
+
+def _merged():
+    names = {"a": [2, 3], "a2": [2, 2], "c": [4, 1, 3], "d": [2, 1], "z": [2, 4],
+             "ws": [2], "wc": [2, 5], "wm": [4, 2, 3], "wsm": [2, 4], "wls": [2, 4]}
+    inputs = {k: {"shape": v} for k, v in names.items()}
+    inputs["t"] = {"shape": [2], "dtype": "int64"}
+    nodes = [("s", "sum", ["a"], {"axis": -1}), ("cat", "concat", ["a", "a2"], {"axis": 1}),
+             ("m", "mul", ["c", "d"], None), ("sm", "softmax", ["z"], None),
+             ("ls", "log_softmax", ["z"], None), ("ce", "cross_entropy", ["z", "t"], None)]
+    terms = []
+    for node, w in [("s", "ws"), ("cat", "wc"), ("m", "wm"), ("sm", "wsm"), ("ls", "wls")]:
+        nodes += [(f"{node}_w", "mul", [node, w], None), (f"{node}_t", "sum", [f"{node}_w"], None)]
+        terms.append(f"{node}_t")
+    nodes.append(("L", "add", [terms[0], terms[1]], None))
+    for k, term in enumerate([*terms[2:], "ce"]):
+        nodes.append((f"L{k}", "add", ["L" if k == 0 else f"L{k - 1}", term], None))
+    return {"graphc": 1, "name": "internals", "inputs": inputs,
+            "nodes": [{"id": i, "op": op, "inputs": args, **({"attrs": a} if a else {})}
+                      for i, op, args, a in nodes],
+            "outputs": ["s", "cat", "m", "sm", "ls", "ce"], "loss": f"L{len(terms) - 2}"}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_internal_ops_values_and_gradients_by_hand(backend):
+    spec = _merged()
+    rng = np.random.default_rng(3)
+    f = {k: rng.normal(size=v["shape"]) for k, v in spec["inputs"].items() if k != "t"}
+    f["t"] = np.array([3, 0])
+    m = graphc.compile(spec, backend=backend, dtype="float64")
+    out = m.forward(**f)
+    _, g = m.grad(wrt=["a", "a2", "c", "d", "z"], **f)
+    z = f["z"]
+    e = np.exp(z - z.max(-1, keepdims=True))
+    sm = e / e.sum(-1, keepdims=True)
+    want = {"s": f["a"].sum(-1), "cat": np.hstack([f["a"], f["a2"]]), "m": f["c"] * f["d"],
+            "sm": sm, "ls": np.log(sm), "ce": -np.log(sm[[0, 1], [3, 0]]).mean()}
+    for k, w in want.items():
+        np.testing.assert_allclose(out[k], w, rtol=1e-12, atol=1e-14, err_msg=k)
+    wc, wm, wsm, wls = f["wc"], f["wm"], f["wsm"], f["wls"]
+    onehot = np.eye(4)[f["t"]]
+    grads = {"a": f["ws"][:, None] + wc[:, :3], "a2": wc[:, 3:],
+             "c": (wm * f["d"]).sum(axis=1, keepdims=True),
+             "d": (wm * f["c"]).sum(axis=(0, 2))[:, None],
+             "z": sm * (wsm - (wsm * sm).sum(-1, keepdims=True))
+             + wls - sm * wls.sum(-1, keepdims=True) + (sm - onehot) / 2}
+    for k, w in grads.items():
+        assert g[k].shape == w.shape, k
+        np.testing.assert_allclose(g[k], w, rtol=1e-11, atol=1e-13, err_msg=f"grad {k}")
+
+
+@pytest.mark.parametrize("labels,bad", [([0, 4], 4), ([-1, 2], -1), ([5, 1], 5)])
+def test_out_of_range_labels_are_named(labels, bad):
+    """one_hot's check: labels lie in 0..classes-1; the message names the first bad one."""
+    from graphc.errors import InputError
+
+    spec = {"graphc": 1, "name": "ce", "inputs": {"z": {"shape": ["B", 4]},
+                                                 "t": {"shape": ["B"], "dtype": "int64"}},
+            "nodes": [{"id": "ce", "op": "cross_entropy", "inputs": ["z", "t"]}],
+            "outputs": ["ce"], "loss": "ce"}
+    m = graphc.compile(spec, backend="numpy", dtype="float64")
+    with pytest.raises(InputError, match=rf"label {bad} is out of range.*0\.\.3 for 4 classes"):
+        m.grad(z=np.zeros((2, 4)), t=np.array(labels))
+    loss, _ = m.grad(z=np.zeros((2, 4)), t=np.array([0, 3]))  # the edges are in range
+    assert float(loss) == pytest.approx(math.log(4))
+
+
+def test_numpy_backend_keeps_the_models_dtype_on_every_node():
+    """Refs may compute in float64 (np.eye in one_hot, sizes); every float node of a
+    float32 model is float32 in the trace, as the compiled backends' are."""
+    spec = _merged()
+    rng = np.random.default_rng(0)
+    f = {k: rng.normal(size=v["shape"]).astype(np.float32)
+         for k, v in spec["inputs"].items() if k != "t"}
+    f["t"] = np.array([1, 2])
+    m = graphc.compile(spec, backend="numpy", dtype="float32")
+    t = m.trace(wrt=["z"], **f)
+    assert t.values.pop("t").dtype == np.int64  # the labels stay integers
+    assert len(t.values) > 20 and all(v.dtype == np.float32 for v in t.values.values()), {
+        k: v.dtype for k, v in t.values.items() if v.dtype != np.float32}
+    assert all(v.dtype == np.float32 for v in t.grads.values())

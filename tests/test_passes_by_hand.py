@@ -132,3 +132,36 @@ def test_lower_gives_each_spec_node_one_node_and_passes_through_unchanged_values
     x = np.arange(6.0).reshape(2, 3)
     m = graphc.compile(s, backend="numpy", dtype="float64")
     np.testing.assert_array_equal(m.forward(x=x)["y"], x)
+
+
+@pytest.mark.parametrize("op,a,b,axes", [
+    ("mul", ["B"], ["B", 1], "0 and 1"),
+    ("add", ["B", 1, 3], ["B", 1], "0 and 1"),   # right-aligned: [B, 1, 3] with [1, B, 1]
+    ("sub", [3, "B", 1], ["B"], "1 and 2"),
+    ("add", ["B", "B"], ["B"], None),            # an operand has B on both axes already
+    ("mul", ["B", "B"], ["B", "B"], None),
+    ("add", ["B", 3], ["B", 1], None),           # B on one axis only
+    ("matmul", ["B", 3], [3, "B"], None),        # not elementwise: a [B, B] product is meant
+])
+def test_squared_broadcasts_by_hand(op, a, b, axes):
+    from graphc.passes.broadcast_check import squared_broadcasts
+
+    prog = forward_program_quiet(spec({"a": a, "b": b},
+                                      [("y", op, ["a", "b"], None), ("L", "sum", ["y"], None)],
+                                      "L"))
+    found = squared_broadcasts(prog)
+    if axes is None:
+        assert found == []
+    else:
+        (message,) = found
+        assert f"node 'y' ({op}): a [{', '.join(map(str, a))}] and b " \
+               f"[{', '.join(map(str, b))}] broadcast to " in message, message
+        assert f"so dimension B stands on axes {axes};" in message
+
+
+def forward_program_quiet(s: dict):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return program(s)
