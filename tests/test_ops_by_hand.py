@@ -124,3 +124,61 @@ def test_numpy_backend_keeps_the_models_dtype_on_every_node():
     assert len(t.values) > 20 and all(v.dtype == np.float32 for v in t.values.values()), {
         k: v.dtype for k, v in t.values.items() if v.dtype != np.float32}
     assert all(v.dtype == np.float32 for v in t.grads.values())
+
+
+# ---- shape rules at their boundaries (what is just allowed, what just is not) ---------------
+
+def _compiles(op, shapes, attrs=None):
+    from graphc.errors import SpecError
+
+    s = one_op(op, shapes, attrs)
+    try:
+        graphc.compile(s, backend="numpy")
+    except SpecError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("op,shapes,attrs,ok", [
+    ("sum", {"x": [2, 3]}, {"axis": -2}, True), ("sum", {"x": [2, 3]}, {"axis": 1}, True),
+    ("sum", {"x": [2, 3]}, {"axis": 2}, False), ("sum", {"x": [2, 3]}, {"axis": -3}, False),
+    ("sum", {"x": [3]}, {"axis": 1}, False), ("sum", {"x": [3]}, {"axis": -1}, True),
+    ("matmul", {"a": [3], "b": []}, None, False), ("matmul", {"a": [], "b": [3]}, None, False),
+    ("matmul", {"a": [3], "b": [3]}, None, True),
+    ("reshape", {"x": [2, 3]}, {"shape": [-1, -1]}, False),
+    ("reshape", {"x": [2, 3]}, {"shape": [-1, 3]}, True),
+    ("reshape", {"x": ["B", 2]}, {"shape": [-1]}, False),  # 2B: not a dimension we can name
+    ("reshape", {"x": ["B", 2]}, {"shape": [-1, 2]}, True),
+    ("concat", {"a": [2], "b": [3]}, {"axis": 0}, True),
+    ("concat", {"a": [], "b": []}, {"axis": 0}, False),
+    ("conv", {"x": ["B", 1, 4, 4]}, {"filters": 2, "kernel_size": 1}, True),
+    ("conv", {"x": ["B", 1, 4, 4]}, {"filters": 2, "kernel_size": 0}, False),
+])
+def test_shape_rule_boundaries(op, shapes, attrs, ok):
+    assert _compiles(op, shapes, attrs) is ok
+
+
+def test_flatten_keeps_the_symbolic_dimension_where_it_stands():
+    m = graphc.compile(one_op("flatten", {"x": [3, "B", 2, 2]}, {"start_axis": 2}),
+                       backend="numpy", dtype="float64")
+    assert m.program[m.program.outputs["y"]].shape == (3, "B", 4)
+    x = np.arange(48.0).reshape(3, 4, 2, 2)
+    np.testing.assert_array_equal(m.forward(x=x)["y"], x.reshape(3, 4, 4))
+
+
+def test_dense_activations_are_the_one_input_activations_and_swish():
+    from graphc.ops.composite import activations
+
+    assert activations() == ["elu", "gelu", "leaky_relu", "mish", "relu", "sigmoid", "silu",
+                             "softplus", "swish", "tanh"]  # prelu takes two inputs
+
+
+def test_composite_defaults_by_hand():
+    """swish's beta defaults to 1 (y = x sigmoid(x)); conv pads nothing by default."""
+    y, g = value_and_grad("swish", {"x": X})
+    s = 1 / (1 + np.exp(-X))
+    np.testing.assert_allclose(y, X * s, rtol=1e-14)
+    np.testing.assert_allclose(g["x"], s * (1 + X * (1 - s)), rtol=1e-13)
+    m = graphc.compile(one_op("conv", {"x": ["B", 1, 5, 5]}, {"filters": 2, "kernel_size": 3}),
+                       backend="numpy", dtype="float64")
+    assert m.program[m.program.outputs["y"]].shape == ("B", 2, 3, 3)
