@@ -165,3 +165,37 @@ def forward_program_quiet(s: dict):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return program(s)
+
+
+def test_a_layers_internals_are_numbered_per_op():
+    """Inside a layer the k-th node of an op is `<layer>.<op>`, then `_1`, `_2`, ..."""
+    s = spec({"x": ["B", 3]}, [("bn", "batch_norm", ["x"], None), ("L", "sum", ["bn"], None)],
+             "L")
+    from graphc.passes.lower import lower
+
+    names = [n.name for n in lower(graphc.load(s)) if n.name and n.name.startswith("bn.")]
+    by_op: dict[str, list[str]] = {}
+    for name in names:
+        op = name.split(".", 1)[1].split("_")[0] if name[-1].isdigit() else name.split(".", 1)[1]
+        by_op.setdefault(op, []).append(name)
+    repeated = {op: ns for op, ns in by_op.items() if len(ns) > 1}
+    assert repeated  # batch norm repeats ops (mul, sub, ...): the numbering is exercised
+    for op, ns in repeated.items():
+        assert ns == [f"bn.{op}"] + [f"bn.{op}_{k}" for k in range(1, len(ns))], ns
+
+
+def test_pipeline_specializes_only_when_asked_and_keeps_what_it_promises():
+    from graphc.passes import grad_program
+
+    s = spec({"x": ["B", 3]}, [("d", "dropout", ["x"], {"p": 0.5}), ("L", "sum", ["d"], None)],
+             "L")
+    assert forward_program(graphc.load(s), training=True).mode is None  # fixed: a constant
+    assert forward_program(graphc.load(s)).mode is not None  # training=None: stays a node
+    # grad_program's defaults: outputs kept (keep_outputs=True), not every value (keep_all)
+    s = spec({"x": []}, [("L", "exp", ["x"], None), ("z", "neg", ["x"], None)], "L",
+             outputs=["L", "z"])
+    fwd = program(s)
+    prog = grad_program(fwd, wrt=["x"])
+    assert fwd.outputs["z"] in prog.nodes  # off the loss's path, kept as an output
+    assert all(n.op != "const" for n in prog)  # the seed 1 is not needed once simplified
+    assert any(n.op == "const" for n in grad_program(fwd, wrt=["x"], keep_all=True))
