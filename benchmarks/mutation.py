@@ -62,7 +62,7 @@ MODULES: dict[str, list[str]] = {
     "passes/validate.py": [T + "test_errors.py", T + "test_builder_and_spec.py"],
     "backends/numpy_interp.py": [T + "test_ops_contract.py", T + "test_autodiff.py",
                                  T + "test_errors.py"],
-    "viz/dot.py": [T + "test_viz.py"],
+    "viz/dot.py": [T + "test_viz.py", T + "test_viz_snapshots.py"],
     # last: being rewritten (issue 8 / architecture)
     "backends/numba_source.py": [T + "test_oracles_cpu.py", T + "test_cpu_backend.py"],
     "backends/numba_templates.py": [T + "test_oracles_cpu.py", T + "test_cpu_backend.py"],
