@@ -182,3 +182,44 @@ def test_composite_defaults_by_hand():
     m = graphc.compile(one_op("conv", {"x": ["B", 1, 5, 5]}, {"filters": 2, "kernel_size": 3}),
                        backend="numpy", dtype="float64")
     assert m.program[m.program.outputs["y"]].shape == ("B", 2, 3, 3)
+
+
+# ---- the registry: attribute kinds, schemas, arity ------------------------------------------
+
+@pytest.mark.parametrize("kind,value", [("int", "3"), ("int", True), ("str", 3), ("str", True),
+                                        ("bool", 1), ("bool", "yes"), ("float", True)])
+def test_an_attribute_of_the_wrong_kind_is_refused(kind, value):
+    from graphc.ops.registry import Attr
+
+    with pytest.raises(ValueError, match=f"must be an? {kind}, not"):
+        Attr(kind).check(value)
+
+
+def test_attribute_kinds_accept_their_own():
+    from graphc.ops.registry import Attr
+
+    assert Attr("int").check(3) == 3 and Attr("bool").check(False) is False
+    assert Attr("str").check("x") == "x" and Attr("float").check(2) == 2.0
+    assert Attr("str", "a", choices=("a", "b")).json_schema() == {"enum": ["a", "b"]}
+    assert Attr("int", doc="n").json_schema() == {"type": "integer", "description": "n"}
+
+
+def test_an_ops_kernel_code_cannot_be_changed_in_place():
+    """Every model compiled in the process shares the registry's kernel code."""
+    import dataclasses
+
+    from graphc.ops import REGISTRY
+
+    code = REGISTRY["conv2d"].opaque.code["cpu"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        code.source = "def other(): pass"
+
+
+def test_variadic_ops_take_one_input_and_unknown_attributes_are_named():
+    from graphc.errors import SpecError
+
+    m = graphc.compile(one_op("concat", {"a": [2]}, {"axis": 0}), backend="numpy",
+                       dtype="float64")
+    np.testing.assert_array_equal(m.forward(a=np.array([1.0, 2.0]))["y"], [1.0, 2.0])
+    with pytest.raises(SpecError, match="unknown attribute 'alpha' of op 'relu'.*attributes: none"):
+        graphc.compile(one_op("relu", {"x": [2]}, {"alpha": 0.1}), backend="numpy")
