@@ -199,3 +199,22 @@ def test_pipeline_specializes_only_when_asked_and_keeps_what_it_promises():
     assert fwd.outputs["z"] in prog.nodes  # off the loss's path, kept as an output
     assert all(n.op != "const" for n in prog)  # the seed 1 is not needed once simplified
     assert any(n.op == "const" for n in grad_program(fwd, wrt=["x"], keep_all=True))
+
+
+def test_a_fork_keeps_each_consumers_contribution():
+    """x feeds two nodes: its gradient is the Σ of two contributions, both kept (traces and
+    the backward diagram show them), each a node of the pruned program."""
+    from graphc.passes import grad_program
+
+    s = spec({"x": [3]}, [("p", "exp", ["x"], None), ("q", "mul", ["x", "p"], None),
+                          ("L", "sum", ["q"], None)], "L")
+    fwd = program(s)
+    for keep_all in (False, True):
+        prog = grad_program(fwd, wrt=["x"], keep_all=keep_all)
+        x = fwd.inputs["x"]
+        parts = prog.contributions[x]
+        ids = {n.name: n.id for n in fwd if n.name}
+        assert sorted(c for c, _ in parts) == sorted([ids["p"], ids["q"]])  # the consumers
+        assert len(parts) == 2 and all(g in prog.nodes for _, g in parts), parts
+        assert prog[prog.grads["x"]].op == "accumulate"
+        assert set(prog[prog.grads["x"]].args) == {g for _, g in parts}
