@@ -223,3 +223,32 @@ def test_variadic_ops_take_one_input_and_unknown_attributes_are_named():
     np.testing.assert_array_equal(m.forward(a=np.array([1.0, 2.0]))["y"], [1.0, 2.0])
     with pytest.raises(SpecError, match="unknown attribute 'alpha' of op 'relu'.*attributes: none"):
         graphc.compile(one_op("relu", {"x": [2]}, {"alpha": 0.1}), backend="numpy")
+
+
+# ---- random draws and modes --------------------------------------------------------------
+
+def test_rng_key_is_the_documented_hash():
+    """63 bits of blake2b(seed NUL node), little-endian: the same in every process."""
+    import hashlib
+
+    from graphc.ops.modes import rng_key
+
+    digest = hashlib.blake2b(b"7\0drop", digest_size=8).digest()
+    assert rng_key(7, "drop") == int.from_bytes(digest, "little") // 2
+    assert rng_key(7, "drop") != rng_key(8, "drop") != rng_key(7, "other")
+
+
+def test_dropout_gradient_is_the_mask_over_one_minus_p():
+    """Training: y = x * mask / (1 - p), so with x = 1 the gradient of sum(y) is y itself:
+    0 where dropped, 1 / (1 - p) = 2 where kept (a wrong branch of select gives 1)."""
+    m = graphc.compile(one_op("dropout", {"x": [4, 50]}, {"p": 0.5}), backend="numpy",
+                       dtype="float64")
+    t = m.trace(wrt=["x"], training=True, x=np.ones((4, 50)))
+    y, g = t.values["y"], t.grads["x"]
+    assert set(np.unique(y)) == {0.0, 2.0}
+    np.testing.assert_array_equal(g, y)
+
+
+@pytest.mark.parametrize("ndim,ok", [(8, True), (9, False)])
+def test_draws_have_at_most_eight_axes(ndim, ok):
+    assert _compiles("dropout", {"x": [2] + [1] * (ndim - 2) + [3]}, {"p": 0.5}) is ok
