@@ -218,3 +218,24 @@ def test_a_fork_keeps_each_consumers_contribution():
         assert len(parts) == 2 and all(g in prog.nodes for _, g in parts), parts
         assert prog[prog.grads["x"]].op == "accumulate"
         assert set(prog[prog.grads["x"]].args) == {g for _, g in parts}
+
+
+@pytest.mark.parametrize("ref", ["nothere.W", "h.W", "a.b.c"])
+def test_a_dotted_name_that_is_no_layers_is_an_unknown_name(ref):
+    """`fc1.W` names a layer's param; a dotted name whose head is no layer (unknown, or a
+    plain op) is reported as unknown, by validate, with the place and a hint."""
+    from graphc.errors import SpecError
+
+    s = spec({"x": [2]}, [("h", "relu", ["x"], None), ("y", "add", ["x", ref], None),
+                          ("L", "sum", ["y"], None)], "L")
+    with pytest.raises(SpecError, match=rf"unknown name '{ref}'") as e:
+        graphc.load(s)
+    assert str(e.value).startswith("nodes[1] (id 'y').inputs[1]: ")  # validate's place
+
+
+def test_a_layer_id_with_a_dot_still_owns_its_params():
+    s = spec({"x": [2, 3]}, [("enc.fc", "dense", ["x"], {"units": 2}),
+                             ("y", "add", ["enc.fc", "enc.fc.b"], None),
+                             ("L", "sum", ["y"], None)], "L")
+    m = graphc.compile(s, backend="numpy", dtype="float64")
+    assert set(m.params) == {"enc.fc.W", "enc.fc.b"}
