@@ -252,3 +252,22 @@ def test_dropout_gradient_is_the_mask_over_one_minus_p():
 @pytest.mark.parametrize("ndim,ok", [(8, True), (9, False)])
 def test_draws_have_at_most_eight_axes(ndim, ok):
     assert _compiles("dropout", {"x": [2] + [1] * (ndim - 2) + [3]}, {"p": 0.5}) is ok
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_gradient_of_a_sum_is_the_cotangent_spread_back(backend):
+    """d/dx sum(x) = 1 everywhere and d/dx sum(x, axis=0) = g[None, :]: the gradient is an
+    `expand` of the cotangent, materialized as the result (a kernel of its own on cpu)."""
+    spec = {"graphc": 1, "name": "spread", "inputs": {"x": {"shape": [2, 3]},
+                                                     "w": {"shape": [3]}},
+            "nodes": [{"id": "s", "op": "sum", "inputs": ["x"], "attrs": {"axis": 0}},
+                      {"id": "sw", "op": "mul", "inputs": ["s", "w"]},
+                      {"id": "L", "op": "sum", "inputs": ["sw"]}],
+            "outputs": ["s"], "loss": "L"}
+    m = graphc.compile(spec, backend=backend, dtype="float64")
+    w = np.array([1.0, -2.0, 3.0])
+    _, g = m.grad(wrt=["x", "w"], x=np.arange(6.0).reshape(2, 3), w=w)
+    np.testing.assert_array_equal(g["x"], np.broadcast_to(w, (2, 3)))
+    np.testing.assert_array_equal(g["w"], [3.0, 5.0, 7.0])
+    y, g = value_and_grad("sum", {"x": np.ones((2, 3))}, backend=backend)
+    np.testing.assert_array_equal(g["x"], np.ones((2, 3)))
