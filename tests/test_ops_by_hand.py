@@ -149,6 +149,8 @@ def _compiles(op, shapes, attrs=None):
     ("reshape", {"x": [2, 3]}, {"shape": [-1, 3]}, True),
     ("reshape", {"x": ["B", 2]}, {"shape": [-1]}, False),  # 2B: not a dimension we can name
     ("reshape", {"x": ["B", 2]}, {"shape": [-1, 2]}, True),
+    ("reshape", {"x": ["B", "T"]}, {"shape": [-1]}, False),  # B T: one -1 cannot name it
+    ("reshape", {"x": [2, 3]}, {"shape": [-2, -3]}, False),
     ("concat", {"a": [2], "b": [3]}, {"axis": 0}, True),
     ("concat", {"a": [], "b": []}, {"axis": 0}, False),
     ("conv", {"x": ["B", 1, 4, 4]}, {"filters": 2, "kernel_size": 1}, True),
