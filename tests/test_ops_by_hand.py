@@ -273,3 +273,11 @@ def test_gradient_of_a_sum_is_the_cotangent_spread_back(backend):
     np.testing.assert_array_equal(g["w"], [3.0, 5.0, 7.0])
     y, g = value_and_grad("sum", {"x": np.ones((2, 3))}, backend=backend)
     np.testing.assert_array_equal(g["x"], np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("shape", [[-1, -1], [-2, 3], [3, -1, -1]])
+def test_reshape_names_what_its_shape_may_hold(shape):
+    from graphc.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"may hold one -1 and otherwise sizes >= 0"):
+        graphc.compile(one_op("reshape", {"x": [2, 3]}, {"shape": shape}), backend="numpy")
