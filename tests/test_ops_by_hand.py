@@ -155,6 +155,10 @@ def _compiles(op, shapes, attrs=None):
     ("concat", {"a": [], "b": []}, {"axis": 0}, False),
     ("conv", {"x": ["B", 1, 4, 4]}, {"filters": 2, "kernel_size": 1}, True),
     ("conv", {"x": ["B", 1, 4, 4]}, {"filters": 2, "kernel_size": 0}, False),
+    ("max_pool2d", {"x": ["B", 1, 4, 4]}, {"kernel_size": 2, "stride": 1}, True),
+    ("max_pool2d", {"x": ["B", 1, 4, 4]}, {"kernel_size": 2, "stride": 0}, False),
+    ("max_pool2d", {"x": ["B", 1, 4, 4]}, {"kernel_size": 2, "dilation": 0}, False),
+    ("max_pool2d", {"x": ["B", 1, 4, 4]}, {"kernel_size": 0}, False),
 ])
 def test_shape_rule_boundaries(op, shapes, attrs, ok):
     assert _compiles(op, shapes, attrs) is ok
@@ -281,3 +285,26 @@ def test_reshape_names_what_its_shape_may_hold(shape):
 
     with pytest.raises(SpecError, match=r"may hold one -1 and otherwise sizes >= 0"):
         graphc.compile(one_op("reshape", {"x": [2, 3]}, {"shape": shape}), backend="numpy")
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+def test_avg_pool_by_hand(backend):
+    """2x2 windows, stride 2: each output the mean of its window, each input's gradient
+    1/4 of its window's cotangent (here the cotangent of sum: 1)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    y, g = value_and_grad("avg_pool2d", {"x": x}, {"kernel_size": 2}, backend=backend)
+    np.testing.assert_allclose(y, [[[[2.5, 4.5], [10.5, 12.5]]]], rtol=1e-15)
+    np.testing.assert_allclose(g["x"], np.full((1, 1, 4, 4), 0.25), rtol=1e-15)
+
+
+def test_pool_cost_is_per_pooled_element_and_tap():
+    """The schedule's cost of a pool kernel: the pooled shape, and flops per element =
+    flops per tap times the taps (kh kw); a gradient kernel's pooled shape is g's."""
+    from graphc.ops import REGISTRY
+
+    a = {"kernel_size": 3}
+    shape, flops = REGISTRY["avg_pool2d"].opaque.flops([(1, 2, 9, 9)], (1, 2, 3, 3), a)
+    assert tuple(shape) == (1, 2, 3, 3) and flops == 9
+    shape, _ = REGISTRY["avg_pool2d_grad"].opaque.flops([(1, 2, 9, 9), (1, 2, 3, 3)],
+                                                        (1, 2, 9, 9), a)
+    assert tuple(shape) == (1, 2, 3, 3)
