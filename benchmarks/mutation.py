@@ -4,11 +4,13 @@ mutants the tests catch ("killed"). Surviving mutants are listed with their line
 
     nice -n 15 python benchmarks/mutation.py --sample 30 optim.py   # CI-sized, fixed seed
     nice -n 15 python benchmarks/mutation.py --full                  # every mutant: hours
+    python benchmarks/mutation.py passes/prune.py --lines 28 --tests tests/test_passes_by_hand.py
 
 The operators are the classic ones (as in mutmut and cosmic-ray): arithmetic and
 comparison operators swapped, `and`/`or` swapped, True/False flipped, numbers changed,
 `not` dropped. Each mutant runs in a fresh copy, so a crash never leaves the checkout
-mutated. The kernel writers under backends/ come last (they are being rewritten)."""
+mutated. The kernel writers under backends/ come last (they are being rewritten). `--lines`
+runs every mutant on those lines (does a new test kill a survivor?). Results: docs/testing.md."""
 
 from __future__ import annotations
 
