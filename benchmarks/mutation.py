@@ -4,11 +4,13 @@ mutants the tests catch ("killed"). Surviving mutants are listed with their line
 
     nice -n 15 python benchmarks/mutation.py --sample 30 optim.py   # CI-sized, fixed seed
     nice -n 15 python benchmarks/mutation.py --full                  # every mutant: hours
+    python benchmarks/mutation.py passes/prune.py --lines 28 --tests tests/test_passes_by_hand.py
 
 The operators are the classic ones (as in mutmut and cosmic-ray): arithmetic and
 comparison operators swapped, `and`/`or` swapped, True/False flipped, numbers changed,
 `not` dropped. Each mutant runs in a fresh copy, so a crash never leaves the checkout
-mutated. The kernel writers under backends/ come last (they are being rewritten)."""
+mutated. The kernel writers under backends/ come last (they are being rewritten). `--lines`
+runs every mutant on those lines (does a new test kill a survivor?). Results: docs/testing.md."""
 
 from __future__ import annotations
 
@@ -26,24 +28,43 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 T = "tests/"
-# module (under graphc/) -> the test files that cover it
+OPS = [T + "test_ops_contract.py", T + "test_ops_torch.py", T + "test_ops_by_hand.py"]
+CONV = [T + "test_conv.py::" + t for t in (
+    "test_conv_layer_matches_torch_conv2d", "test_conv_layer_init_uses_torch_fans",
+    "test_conv_layer_counts_the_lectures_parameters",
+    "test_max_pool_ties_route_the_gradient_like_torch",
+    "test_bad_inputs_name_the_node_and_shapes", "test_conv_layer_rejects_inputs_without_channels")]
+PASSES = [T + "test_autodiff.py", T + "test_passes_by_hand.py", T + "test_ops_contract.py",
+          T + "test_builder_and_spec.py", T + "test_errors.py"]
+# module (under graphc/) -> the tests that cover it (files or pytest node ids); narrow on
+# purpose: every mutant runs them all, and killing it is what they are for
 MODULES: dict[str, list[str]] = {
     "optim.py": [T + "test_optim_by_hand.py", T + "test_optim.py"],
     "schedules.py": [T + "test_schedules_by_hand.py", T + "test_optim.py"],
-    "ops/elementwise.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
-    "ops/activations.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
-    "ops/losses.py": [T + "test_ops_contract.py", T + "test_ops_torch.py",
-                      T + "test_oracles_cpu.py"],
-    "ops/reductions.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
-    "ops/linalg.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
-    "ops/composite.py": [T + "test_ops_contract.py", T + "test_ops_torch.py"],
-    "ops/registry.py": [T + "test_ops_contract.py", T + "test_errors.py"],
-    "passes/autodiff.py": [T + "test_autodiff.py", T + "test_ops_contract.py"],
-    "passes/simplify.py": [T + "test_autodiff.py", T + "test_ops_contract.py"],
-    "passes/prune.py": [T + "test_autodiff.py"],
-    "passes/lower.py": [T + "test_ops_contract.py", T + "test_builder_and_spec.py"],
+    "ops/elementwise.py": OPS,
+    "ops/activations.py": OPS,
+    "ops/losses.py": [*OPS, T + "test_oracles_cpu.py"],
+    "ops/reductions.py": OPS,
+    "ops/linalg.py": OPS,
+    "ops/composite.py": OPS,
+    "ops/internal.py": [*OPS, T + "test_autodiff.py"],
+    "ops/modes.py": [*OPS, T + "test_state.py"],
+    "ops/regularization.py": [*OPS, T + "test_regularization.py"],
+    "ops/conv.py": [*OPS, *CONV],
+    "ops/pool.py": [*OPS, *CONV],
+    "ops/registry.py": [*OPS, T + "test_errors.py"],
+    "passes/autodiff.py": PASSES,
+    "passes/simplify.py": PASSES,
+    "passes/prune.py": PASSES,
+    "passes/lower.py": PASSES,
+    "passes/emit.py": PASSES,
+    "passes/specialize.py": [*PASSES, T + "test_state.py"],
+    "passes/pipeline.py": [*PASSES, T + "test_cli.py"],
+    "passes/broadcast_check.py": PASSES,
     "passes/validate.py": [T + "test_errors.py", T + "test_builder_and_spec.py"],
-    "viz/dot.py": [T + "test_viz.py"],
+    "backends/numpy_interp.py": [T + "test_ops_contract.py", T + "test_autodiff.py",
+                                 T + "test_errors.py"],
+    "viz/dot.py": [T + "test_viz.py", T + "test_viz_snapshots.py"],
     # last: being rewritten (issue 8 / architecture)
     "backends/numba_source.py": [T + "test_oracles_cpu.py", T + "test_cpu_backend.py"],
     "backends/numba_templates.py": [T + "test_oracles_cpu.py", T + "test_cpu_backend.py"],
@@ -125,13 +146,16 @@ def run_tests(copy: Path, tests: list[str], select: str, timeout: int) -> int:
 
 
 def measure(module: str, sample: int | None, seed: int, select: str, timeout: int,
-            tests: list[str] | None = None) -> dict:
-    tests = tests or MODULES[module]
+            tests: list[str] | None = None, lines: list[int] | None = None) -> dict:
+    tests = [t for t in tests or MODULES[module] if (ROOT / t.split("::")[0]).exists()
+             or print(f"{module}: {t} is not there; measuring without it", flush=True)]
     path = ROOT / "graphc" / module
     source = path.read_text()
     everything = points(ast.parse(source))
     chosen = everything if sample is None else random.Random(f"{seed}:{module}").sample(
         everything, min(sample, len(everything)))
+    if lines:  # every mutant on these lines (to check that a new test kills them)
+        chosen = [p for p in everything if p[2] in lines]
     with tempfile.TemporaryDirectory(prefix="graphc-mut-") as tmp:
         copy = Path(tmp)
         for part in ("graphc", "tests", "examples", "pyproject.toml", "docs"):
@@ -166,6 +190,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-k", dest="select", default="", help="pytest -k for the test files")
     ap.add_argument("--tests", nargs="*", help="test files instead of the module's own")
+    ap.add_argument("--lines", type=int, nargs="*", help="only the mutants on these lines")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--json", type=Path, help="write the results here")
     args = ap.parse_args()
@@ -173,7 +198,7 @@ def main() -> None:
     for module in args.modules or list(MODULES):
         start = time.time()
         r = measure(module, None if args.full else args.sample, args.seed, args.select,
-                    args.timeout, args.tests)
+                    args.timeout, args.tests, args.lines)
         results.append(r)
         print(f"{module}: {r['killed']}/{r['mutants']} killed ({100 * r['score']:.0f}%), "
               f"{r['of']} mutation points, {time.time() - start:.0f} s", flush=True)

@@ -14,8 +14,8 @@ import pytest
 
 ALLOWED_IN_CI: tuple[str, ...] = ("needs a CUDA GPU",)
 # the modules that skip without an optional dependency; CI must run every one of them
-MUST_RUN_IN_CI = ("test_ops_torch.py", "test_optim.py", "test_viz_browser.py",
-                  "test_distributed.py", "test_viz.py")
+MUST_RUN_IN_CI = ("test_ops_torch.py", "test_optim.py", "test_regularization.py",
+                  "test_viz_browser.py", "test_distributed.py", "test_viz.py")
 
 _skipped: list[tuple[str, str]] = []
 

@@ -65,7 +65,7 @@ def test_the_optional_modules_exist_and_skip_only_for_a_dependency():
     for name in ci_guard.MUST_RUN_IN_CI:
         text = (ROOT / "tests" / name).read_text()
         assert "def test_" in text, name
-    for name in ("test_ops_torch.py", "test_optim.py"):
+    for name in ("test_ops_torch.py", "test_optim.py", "test_regularization.py"):
         text = (ROOT / "tests" / name).read_text()
         assert "importorskip" not in text, f"{name} must not skip as a whole without torch"
 

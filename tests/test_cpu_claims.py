@@ -1,7 +1,7 @@
 """Claims of docs/generated-module.md that only a test of the claim itself can keep:
-the kernels release the GIL (Numba's dispatcher flags), and the module written by
-`graphc compile` runs with numpy and numba alone (scipy and graphc cannot be imported)
-and, in a new process, loads its compiled kernels from Numba's cache."""
+the kernels release the GIL (Numba's dispatcher flags), the module written by
+`graphc compile` runs with numpy and numba alone and reuses Numba's cache in a new process,
+and products run on numpy's OpenBLAS, the one BLAS (and thread pool) in the process."""
 
 from __future__ import annotations
 
@@ -93,3 +93,48 @@ def test_standalone_module_needs_numpy_and_numba_only_and_reuses_the_cache(tmp_p
              "y": np.array([0, 1, 2, 0])}
     want = [ref.train_step(opt, **feeds) for _ in range(3)]
     np.testing.assert_allclose(first["losses"], want, rtol=1e-10)
+
+
+# graphc's own process with scipy forbidden: Numba's np.dot (SciPy's BLAS) cannot run, so
+# products that match numpy went through numpy's OpenBLAS, the one BLAS loaded.
+BLAS_SCRIPT = r"""
+import json, sys
+
+class Forbid:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "scipy":
+            raise ImportError("scipy is forbidden: products must use numpy's OpenBLAS")
+
+sys.meta_path.insert(0, Forbid())
+import numpy as np
+import threadpoolctl
+import graphc
+
+rng = np.random.default_rng(0)
+feeds = {"x": rng.normal(size=(64, 784)), "y": rng.integers(0, 10, 64)}
+cpu = graphc.compile("examples/mnist_mlp.json", backend="cpu", dtype="float64")
+ref = graphc.compile("examples/mnist_mlp.json", backend="numpy", dtype="float64")
+ref.params = {k: v.copy() for k, v in cpu.params.items()}
+(g_cpu, d_cpu), (g_ref, d_ref) = cpu.grad(**feeds), ref.grad(**feeds)
+one = {k: feeds[k][:1] for k in feeds}  # a single row: the matrix-vector product
+print(json.dumps({
+    "loss": [float(g_cpu), float(g_ref)],
+    "grad_err": max(float(np.abs(d_cpu[k] - d_ref[k]).max()) for k in d_ref),
+    "row_err": max(float(np.abs(cpu.forward(**one)[k] - ref.forward(**one)[k]).max())
+                   for k in ref.forward(**one)),
+    "blas": [(i["internal_api"], i["filepath"]) for i in threadpoolctl.threadpool_info()
+             if i["user_api"] == "blas"],
+}))
+"""
+
+
+def test_products_use_numpys_openblas_alone():
+    proc = subprocess.run([sys.executable, "-c", BLAS_SCRIPT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert abs(got["loss"][0] - got["loss"][1]) < 1e-10 * abs(got["loss"][1])
+    assert got["grad_err"] < 1e-10 and got["row_err"] < 1e-10
+    assert len(got["blas"]) == 1, got["blas"]  # one BLAS, so one thread pool
+    api, path = got["blas"][0]
+    assert api == "openblas" and "numpy" in Path(path).parent.name, path

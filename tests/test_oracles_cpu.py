@@ -113,3 +113,18 @@ def test_cpu_op_matches_torch(cpu_op_results, name):
         if t.requires_grad:
             np.testing.assert_allclose(got[f"grad {name}/{k}"], t.grad.numpy(), rtol=1e-9,
                                        atol=1e-12, err_msg=f"{name}: gradient of {k}")
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_scalar_params_train_by_hand(backend):
+    """The lectures' neuron f = sigmoid(w0 x0 + w1 x1 + w2) at w = (2, -3, -3), x = (-1, -2):
+    f = sigmoid(1) and df/dw = s(1 - s) * (x0, x1, 1), so one SGD step of lr 1 moves each
+    scalar param by minus that (a compiled step keeps scalar gradients apart)."""
+    m = graphc.compile("examples/neuron.json", backend=backend, dtype="float64")
+    s = 1 / (1 + np.exp(-1.0))
+    loss = m.train_step(graphc.optim.SGD(lr=1.0))
+    assert float(loss) == pytest.approx(s, rel=1e-12)
+    d = s * (1 - s)
+    want = {"w0": 2.0 + d, "w1": -3.0 + 2 * d, "w2": -3.0 - d}
+    for k, v in want.items():
+        assert float(m.params[k]) == pytest.approx(v, rel=1e-12), k
