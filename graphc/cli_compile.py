@@ -59,7 +59,7 @@ def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str |
     if backend != "cpu":
         raise InputError("graphc compile --backend cuda: the CUDA backend is not available "
                          "in this version; use --backend cpu")
-    from graphc.backends.numba_cpu import standalone
+    from graphc.standalone import standalone
 
     built = standalone(graph, dtype, dump=_dump(dump_after))
     if dump_after == "plan":

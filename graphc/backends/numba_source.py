@@ -26,6 +26,7 @@ from graphc.backends.numba_templates import (
     INPUT_CHECKS,
     JIT,
     TRAIN_STATE,
+    docstring,
     header,
     versions,
 )
@@ -321,11 +322,6 @@ def update_function(train: Training) -> str:
     return "\n".join([JIT, f"def update({args}):",
                       f'    """{train.optimizer}: optimizer.update_lines(), per element."""']
                      + ["    " + b for b in body])
-
-
-def docstring(text: str) -> str:
-    """A module docstring that stays one string whatever names it quotes."""
-    return '"""' + text.replace("\\", "\\\\").replace('"', '\\"') + '\n"""'
 
 
 def arrays_function(w: KernelWriter) -> str:

@@ -10,8 +10,8 @@ import re
 import numba
 import numpy as np
 
-import graphc
 from graphc.ops.modes import RNG_NAMES, RNG_SOURCE
+from graphc.version import __version__
 
 JIT = '@njit(cache=True, error_model="numpy", nogil=True)'
 
@@ -272,9 +272,12 @@ def helpers(dtype: np.dtype, ops: set[str] | None = None) -> str:
         if code.source.strip())
 
 
-def helpers_module(dtype: np.dtype) -> str:
-    from graphc.backends.numba_source import docstring
+def docstring(text: str) -> str:
+    """A module docstring that stays one string whatever names it quotes."""
+    return '"""' + text.replace("\\", "\\\\").replace('"', '\\"') + '\n"""'
 
+
+def helpers_module(dtype: np.dtype) -> str:
     return docstring(f"Scalar helpers and matmul for graphc's generated {dtype.name} "
                      f"modules.\nBuilt with {versions()}.") + "\n\n" + IMPORTS + "\n\n" \
         + helpers(dtype) + "\n"
@@ -292,7 +295,7 @@ def header(dtype: np.dtype, helper_module: str | None, ops: set[str] | None = No
 
 
 def versions() -> str:
-    return f"graphc {graphc.__version__}, numba {numba.__version__}, numpy {np.__version__}"
+    return f"graphc {__version__}, numba {numba.__version__}, numpy {np.__version__}"
 
 
 # ---- the Python side of the module ------------------------------------------------------

@@ -80,7 +80,7 @@ def export(model: Any, path: str | Path | None = None, *, opset: int | None = No
         program, float_type = model.mode_program(False), dtype or model.dtype.name
         params = {**model.params, **model.state}
     else:
-        from graphc import load as load_graph
+        from graphc.loader import load as load_graph
 
         graph = load_graph(model)
         program = specialize(forward_program(graph), False)

@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-import graphc
 from graphc.onnx.reader import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported, read_model
+from graphc.runtime import Model
 from graphc.spec import from_dict
 
 TYPES = {**FLOAT_TYPES, **INT_TYPES}
@@ -44,7 +44,7 @@ class GraphcRep(BackendRep):
     def compile(self, known: dict[str, np.ndarray]) -> tuple:
         spec = read_model(self.onnx, known=known)
         graph = from_dict(spec, imported=True)  # ONNX's tests feed empty tensors
-        return graphc.compile(graph, backend=self.backend, dtype=self.dtype), spec["outputs"]
+        return Model(graph, backend=self.backend, dtype=self.dtype), spec["outputs"]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         if isinstance(inputs, dict):

@@ -26,11 +26,14 @@ _LAZY = {"Mask", "Options", "draw", "draw_backward"}  # graphviz loads on the fi
 
 def viz(graph: Graph, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
-        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False) -> Any:
-    """A diagram (graphviz.Digraph) of a Graph and, optionally, a Trace of it."""
+        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False,
+        program: Any = None, forward: list[str] | None = None) -> Any:
+    """A diagram (graphviz.Digraph) of a Graph and a Trace of it, or of a Program (the
+    structure only), both computed by the caller."""
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
                         rankdir=rankdir, title=title, maps=maps)
-    return draw_view(scene(graph, trace, view=view, collapse=collapse), opts, view, collapse)
+    sc = scene(graph, trace, view=view, collapse=collapse, program=program, forward=forward)
+    return draw_view(sc, opts, view, collapse)
 
 
 def draw_view(sc: Scene, opts: Any, view: str, collapse: bool | None = None) -> Any:
