@@ -25,8 +25,9 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...] | None]] = [
     # builder.build validates what it built as load does: through the lower pass
     ("loading", ("graphc.loader", "graphc.builder"), None),
     ("backends", ("graphc.backends", "graphc.onnx.writer"), None),
-    ("training", ("graphc.data", "graphc.optim", "graphc.schedules", "graphc.train",
-                  "graphc.distributed", "graphc.plots"), None),
+    ("training", ("graphc.data", "graphc.optim", "graphc.schedules", "graphc.schedules_decay",
+                  "graphc.schedules_cyclic", "graphc.train", "graphc.distributed",
+                  "graphc.plots"), None),
     # graphc.onnx's export reads a Model; graphc.standalone initializes params and picks
     # the optimizer of `graphc compile`'s module
     ("runtime", ("graphc.runtime", "graphc.standalone", "graphc.gradcheck", "graphc.onnx"),
