@@ -6,7 +6,7 @@ backends) so that every caller checks inputs with the same messages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,3 +79,25 @@ def coerce(name: str, value: Any, kind: str, shape: Shape, dtype: np.dtype,
         else:
             dims[d] = (got, name)
     return arr
+
+
+def ready_arrays(wanted: Sequence[tuple[str, np.dtype, Shape]],
+                 inputs: Mapping[str, Any]) -> list[np.ndarray] | None:
+    """The inputs as they are, when every one already is what a kernel takes (an ndarray
+    of the dtype, C-ordered, writable, of the shape with symbolic dims consistent), in
+    the order of `wanted` (name, dtype, shape); else None: then `bind_inputs` checks and
+    converts them. The fast path of a train step, about a microsecond."""
+    if len(inputs) != len(wanted):
+        return None
+    dims: dict[str, int] = {}
+    out = []
+    for name, dt, shape in wanted:
+        a = inputs.get(name)
+        if (type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape)
+                or not a.flags.c_contiguous or not a.flags.writeable):
+            return None
+        for d, n in zip(shape, a.shape):
+            if (d != n) if type(d) is int else (dims.setdefault(d, n) != n):
+                return None
+        out.append(a)
+    return out

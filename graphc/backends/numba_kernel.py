@@ -1,5 +1,6 @@
 """Numba source of one kernel: the `@njit` function that runs an entry's whole plan (a
-forward, a gradient, or a train step that calls the gradient's kernel and then the update).
+forward, a gradient, or a train step: the gradient's plan, or a call of the module's
+gradient kernel, and then the update).
 
 Comments above each statement name the values as the code below them names them.
 """
@@ -155,8 +156,9 @@ class KernelWriter:
 
     # the function ------------------------------------------------------------------
     def write(self, body_kernel: str | None = None) -> str:
-        """The kernel's source. A train entry's kernel calls `body_kernel` (the gradient
-        kernel of the same program and results, written once) and then the update."""
+        """The kernel's source. A train entry's kernel runs the plan and then the update;
+        given `body_kernel` (the module's gradient kernel of the same program and results)
+        it calls that instead of writing the plan a second time."""
         e, plan = self.entry, self.plan
         signature = f"def {e.name}_kernel({', '.join(self.signature())}):"
         body: list[str] = []
@@ -164,9 +166,7 @@ class KernelWriter:
             body.append(f"# {plan.dim(sym)}: dimension {sym!r} (axis {axis} of {node_id})")
         scalars = [name for name, r in zip(plan.outputs, plan.results)
                    if self.prog[r].shape == ()]
-        if self.train:
-            if body_kernel is None:
-                raise ValueError("a train entry's kernel calls the gradient kernel: name it")
+        if body_kernel is not None:
             body += self.declarations(workspace=False)
             body += [f"# forward and backward: {body_kernel}, the gradients into views of G",
                      f"s = {body_kernel}({', '.join(self.body_args())})"]
@@ -176,7 +176,11 @@ class KernelWriter:
             body += self.declarations()
             for step in plan.steps:
                 body += self.step(step)
-            body.append(f"return ({''.join(o + ', ' for o in scalars)})")
+            if self.train:
+                body += self.update({name: name for name in scalars})
+                body.append(f"return {scalars[0]}")
+            else:
+                body.append(f"return ({''.join(o + ', ' for o in scalars)})")
         body = self.named_as_in_code(body, signature)
         return "\n".join([JIT, signature] + ["    " + line if line else "" for line in body])
 

@@ -11,14 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from graphc.backends.numba_kernel import Entry, KernelWriter, Training
-from graphc.backends.numba_templates import (
-    INPUT_CHECKS,
-    JIT,
-    TRAIN_STATE,
-    docstring,
-    header,
-    versions,
-)
+from graphc.backends.numba_templates import JIT, docstring, header, versions
+from graphc.backends.numba_wrappers import INPUT_CHECKS, TRAIN_STATE
 
 
 def update_function(train: Training) -> str:
@@ -118,13 +112,10 @@ def module_source(title: str, dtype: np.dtype, entries: list[Entry], *,
         f"INPUT_NAMES = {tuple(all_inputs)!r}",
         f"PARAMS_FILE = {params_file!r}"]))
     for w in writers:
-        if w.train:
-            body = _gradient_kernel(w, writers, dtype)
-            if body.entry not in entries:  # no gradient entry to reuse: write it here
-                parts.append(body.write())
-            parts.append(w.write(body_kernel=f"{body.entry.name}_kernel"))
-        else:
-            parts.append(w.write())
+        # a train step calls the module's gradient kernel of the same program and results,
+        # when there is one, rather than repeating its code
+        body = _gradient_kernel(w, writers) if w.train else None
+        parts.append(w.write(body_kernel=body and f"{body.entry.name}_kernel"))
         if w.train:
             parts.append(update_function(w.train))
             parts.append("\n".join(constants(w)[2:]))
@@ -138,15 +129,17 @@ def module_source(title: str, dtype: np.dtype, entries: list[Entry], *,
     return "\n\n\n".join(parts) + "\n"
 
 
-def _gradient_kernel(w: KernelWriter, writers: list[KernelWriter],
-                     dtype: np.dtype) -> KernelWriter:
-    """The writer of the gradient kernel a train kernel calls: the module's gradient entry
-    of the same program and results, else one of its own (`<entry>_grads_kernel`)."""
+def _gradient_kernel(w: KernelWriter, writers: list[KernelWriter]) -> KernelWriter | None:
+    """The module's gradient entry of the train entry's program and results, if any.
+
+    A module of the cpu backend holds the train step alone: its kernel runs the plan
+    itself, which is also faster (a kernel calling a kernel costs about 1-5 us a step).
+    """
     for other in writers:
         e = other.entry
         if e.train is None and e.program is w.prog and e.results == w.entry.results:
             return other
-    return KernelWriter(Entry(f"{w.entry.name}_grads", w.prog, list(w.entry.results)), dtype)
+    return None
 
 
 def dict_api(writers: list[KernelWriter]) -> list[str]:
