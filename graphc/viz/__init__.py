@@ -3,9 +3,9 @@ step-through frames of one forward and backward pass.
 
     graphc.viz(graph_or_model, trace=None, view="values")   # -> graphviz.Digraph
 
-viz reads a Graph and a Trace and nothing else (it never runs a model); `graphc.viz`,
-called as a function, goes through the driver `graphc.teach`, which traces a spec whose
-inputs all have default values.
+viz reads a Graph and a Trace (or, for the structure alone, a Program) that its caller
+computed, and nothing else: it never runs a model or a pass. `graphc.viz`, called as a
+function, goes through the driver `graphc.teach`, which computes them.
 """
 
 from __future__ import annotations
