@@ -149,3 +149,13 @@ def test_the_checks_catch_a_violation():
     assert "runtime" not in allowed("viz") and "backends" not in allowed("viz")
     assert "runtime" not in allowed("training") and "passes" in allowed("backends")
     assert layer_of("graphc.onnx.reader") == "front ends" and layer_of("graphc.onnx") == "runtime"
+
+
+def test_the_backends_implement_the_declared_protocol():
+    from graphc.backends import get
+    from graphc.backends.protocol import Backend, FusedTraining, fused_step
+
+    cpu, ref = get("cpu"), get("numpy")
+    assert isinstance(cpu, Backend) and isinstance(ref, Backend)
+    assert isinstance(cpu, FusedTraining) and fused_step(cpu) == cpu.train_step
+    assert not isinstance(ref, FusedTraining) and fused_step(ref) is None

@@ -56,8 +56,10 @@ class FusedTraining(Protocol):
 
 
 def fused_step(backend: Backend) -> Callable[..., float] | None:
-    """The backend's fused train step, when it has one."""
-    return backend.train_step if isinstance(backend, FusedTraining) else None
+    """The backend's fused train step, when it has one. (Not `isinstance(backend,
+    FusedTraining)`: a runtime-checkable protocol takes about 4 us to check, a tenth of a
+    small model's whole step.)"""
+    return getattr(backend, "train_step", None)
 
 
 __all__ = ["Backend", "Compiled", "FusedTraining", "StepModel", "fused_step"]
