@@ -1,15 +1,14 @@
 """Benchmark graphc's Numba CPU backend against the NumPy reference and PyTorch eager.
 
-One run measures, in the same process: the fused train step (forward, backward, SGD) and
-forward-only inference of each workload with graphc's cpu backend, the numpy backend and
-(when installed) PyTorch eager; numpy's own sgemm at 2048^3; and, in fresh processes,
-graphc's cold compile and its first step from a warm cache. Prints a table of median
-times and ratios. Usage:
+One run measures the fused train step (forward, backward, SGD) and forward-only inference
+of each workload with graphc's cpu and numpy backends (in this process, taking turns) and,
+each in a fresh process, the peers of peers.py: PyTorch eager, JAX jit and a hand-fused
+Numba step; numpy's own sgemm at 2048^3; graphc's cold and warm compile. It prints a table
+of median times with graphc's ratio to the best peer, then runs the rows again in a
+subprocess with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (what a user's machine has).
+Usage (the peers need `pip install graphc[bench]`):
 
-    python benchmarks/bench_cpu.py [--quick] [--only NAME]
-
-Report numbers both as the machine is set and with
-`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_cpu.py`.
+    python benchmarks/bench_cpu.py [--quick] [--only NAME] [--as-set-only]
 """
 
 from __future__ import annotations
@@ -25,6 +24,10 @@ import time
 import numpy as np
 
 import graphc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from peers import median_times  # noqa: E402
 
 
 def mlp(name: str, sizes: list[int], act: str, loss: str) -> dict:
@@ -64,86 +67,9 @@ def batch_of(spec: dict, n: int, rng: np.random.Generator) -> dict:
     return {"x": x, "y": rng.integers(0, 2, (n, 1)).astype(np.float32)}
 
 
-def median_times(fns: dict, budget: float, rounds: int = 5) -> dict[str, float]:
-    """Median seconds per call of each function. They take turns in `rounds` rounds of
-    `budget / rounds` seconds each, so that a change in the machine's load hits all."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for fn in fns.values():
-        for _ in range(3):
-            fn()
-    for _ in range(rounds):
-        for key, fn in fns.items():
-            start, n = time.perf_counter(), 0
-            while n < 3 or time.perf_counter() - start < budget / rounds / len(fns):
-                t = time.perf_counter()
-                fn()
-                times[key].append(time.perf_counter() - t)
-                n += 1
-    return {k: float(np.median(v)) for k, v in times.items()}
-
-
-def torch_model(spec: dict, params: dict):
-    """The same MLP in PyTorch, with graphc's initial params."""
-    import torch
-
-    layers = []
-    dense = [n for n in spec["nodes"] if n["op"] == "dense"]
-    for node in dense:
-        w = torch.tensor(params[f"{node['id']}.W"].T.copy())
-        lin = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            lin.weight.copy_(w)
-            lin.bias.copy_(torch.tensor(params[f"{node['id']}.b"]))
-        layers.append(lin)
-        act = node["attrs"]["activation"]
-        if act != "none":
-            layers.append({"relu": torch.nn.ReLU(), "tanh": torch.nn.Tanh(),
-                           "sigmoid": torch.nn.Sigmoid()}[act])
-    net = torch.nn.Sequential(*layers)
-    loss_fn = torch.nn.BCELoss() if spec["nodes"][-1]["op"] == "binary_cross_entropy" \
-        else torch.nn.CrossEntropyLoss()
-    return net, loss_fn
-
-
-def bench_torch(spec: dict, params: dict, data: dict, budget: float) -> dict[str, float]:
-    """PyTorch eager: the train step (zero_grad, forward, backward, SGD) and no-grad
-    inference, with its own threads (run in a process of its own, see bench_workload)."""
-    import torch
-
-    net, loss_fn = torch_model(spec, params)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    tx, ty = torch.from_numpy(data["x"]), torch.from_numpy(data["y"])
-
-    def torch_step():
-        opt.zero_grad()
-        out = loss_fn(net(tx), ty)
-        out.backward()
-        opt.step()
-
-    def torch_forward():
-        with torch.no_grad():
-            net(tx)
-
-    return median_times({"torch train": torch_step, "torch forward": torch_forward}, budget)
-
-
-TORCH_SCRIPT = """
-import json, sys
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-from bench_cpu import bench_torch
-spec, budget = json.loads(sys.argv[2]), float(sys.argv[4])
-with np.load(sys.argv[3]) as f:
-    arrays = {k: f[k] for k in f.files}
-data = {k[5:]: v for k, v in arrays.items() if k.startswith("data/")}
-params = {k: v for k, v in arrays.items() if not k.startswith("data/")}
-print(json.dumps(bench_torch(spec, params, data, budget)))
-"""
-
-
-def bench_workload(name, sizes, act, loss, batch, budget):
-    """graphc (cpu and numpy backends) in this process, taking turns; PyTorch in a fresh
-    one, so that neither's idle BLAS or OpenMP threads spin while the other computes."""
+def bench_workload(name, sizes, act, loss, batch, budget, peers=("torch", "jax", "hand")):
+    """graphc (cpu and numpy backends) in this process, taking turns; each peer in a fresh
+    one, so that no one's idle BLAS or OpenMP threads spin while another computes."""
     spec = mlp(name, sizes, act, loss)
     rng = np.random.default_rng(0)
     data = batch_of(spec, batch, rng)
@@ -160,10 +86,14 @@ def bench_workload(name, sizes, act, loss, batch, budget):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "arrays.npz")
         np.savez(path, **ref.params, **{f"data/{k}": v for k, v in data.items()})
-        proc = subprocess.run([sys.executable, "-c", TORCH_SCRIPT,
-                               os.path.dirname(os.path.abspath(__file__)), json.dumps(spec),
-                               path, str(budget)], capture_output=True, text=True, check=True)
-    row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        for kind in peers:
+            proc = subprocess.run([sys.executable, os.path.join(HERE, "peers.py"), kind,
+                                   json.dumps(spec), path, str(budget)],
+                                  capture_output=True, text=True)
+            if proc.returncode == 0:
+                row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+            else:  # e.g. not installed: the row says so instead of failing the run
+                row[f"{kind} error"] = (proc.stderr.strip().splitlines() or ["?"])[-1]
     # FLOPs of the three (or more) GEMMs per layer, for the GEMM throughput figure
     row["gemm flops"] = sum(2 * batch * a * b * (3 if k else 2)
                             for k, (a, b) in enumerate(zip(sizes, sizes[1:])))
@@ -199,6 +129,33 @@ print(json.dumps({"import": t1 - t0, "first_step": t2 - t1}))
 """
 
 
+FLOOR_SCRIPT = """
+import os, sys, time
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+path = os.path.join(sys.argv[1], "floor_mod.py")
+with open(path, "w") as f:
+    f.write("from numba import njit\\n@njit(cache=True)\\ndef f(x):\\n    return x + 1\\n")
+sys.path.insert(0, sys.argv[1])
+import floor_mod
+floor_mod.f(1)
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def numba_floor() -> tuple[float, float]:
+    """What any Numba program pays in a new process: import numba, then the first call of
+    a trivial cached function (Numba's own start-up: its registries, SciPy's BLAS)."""
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(2):  # the second run loads the trivial function from its cache
+            proc = subprocess.run([sys.executable, "-c", FLOOR_SCRIPT, folder],
+                                  capture_output=True, text=True, check=True)
+    imp, first = map(float, proc.stdout.split())
+    return imp, first
+
+
 def compile_times() -> dict[str, float]:
     """Fresh processes: an empty cache (cold), the same cache again (warm); and a new
     model whose helpers are already cached (what every model after the first pays)."""
@@ -220,7 +177,8 @@ import json, sys
 import numpy as np
 import graphc
 sys.path.insert(0, sys.argv[1])
-from bench_cpu import batch_of, median_times, mlp
+from bench_cpu import batch_of, mlp
+from peers import median_times
 spec = mlp("trap", [784, 256, 10], "relu", "ce")
 m = graphc.compile(spec, backend="cpu")
 data = batch_of(spec, 64, np.random.default_rng(0))
@@ -250,16 +208,54 @@ def fmt_us(t: float) -> str:
     return f"{t * 1e6:,.1f}"
 
 
+def print_table(rows: list[dict]) -> None:
+    """Train steps against every peer (ratio: the best peer's time over graphc's), then
+    forward calls."""
+    def us(r: dict, key: str) -> str:
+        return fmt_us(r[key]) if key in r else "n/a"
+
+    head = ("workload", "batch", "graphc train µs", "numpy", "PyTorch eager", "JAX jit",
+            "hand-fused Numba", "best peer / graphc", "torch/graphc (target)",
+            "graphc fwd µs", "torch fwd", "JAX fwd")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    targets = {(w[0], w[4]): w[5] for w in WORKLOADS}
+    for r in rows:
+        peers = {k: r[k] for k in ("torch train", "jax train", "hand train") if k in r}
+        best = min(peers, key=peers.get) if peers else None
+        ratio = f"{peers[best] / r['cpu train']:.2f}x ({best.split()[0]})" if best else "n/a"
+        target = targets[r["workload"], r["batch"]]
+        torch = (f"{r['torch train'] / r['cpu train']:.2f}x ({target}x)"
+                 if "torch train" in r else "n/a")
+        print(f"| {r['workload']} | {r['batch']} | {fmt_us(r['cpu train'])} | "
+              f"{us(r, 'numpy train')} | {us(r, 'torch train')} | {us(r, 'jax train')} | "
+              f"{us(r, 'hand train')} | {ratio} | {torch} | {fmt_us(r['cpu forward'])} | "
+              f"{us(r, 'torch forward')} | {us(r, 'jax forward')} |")
+    for r in rows:
+        for k in ("torch error", "jax error", "hand error"):
+            if k in r:
+                print(f"{r['workload']} batch {r['batch']}: {k.split()[0]} failed: {r[k]}")
+
+
+def environment() -> str:
+    return ", ".join(f"{k}={os.environ.get(k, '(unset)')}"
+                     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing budgets")
     parser.add_argument("--only", help="run the workloads whose name contains this")
     parser.add_argument("--no-compile", action="store_true", help="skip compile timings")
+    parser.add_argument("--as-set-only", action="store_true",
+                        help="skip the second run with the OpenBLAS variables unset")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     budget = 0.5 if args.quick else 2.0
-    env = {k: os.environ.get(k, "(unset)") for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    print(f"graphc {graphc.__version__}, numpy {np.__version__}, {os.cpu_count()} cores, "
-          + ", ".join(f"{k}={v}" for k, v in env.items()))
+    label = ("OpenBLAS variables UNSET (a user's default)" if args.child
+             else "OpenBLAS variables as this environment sets them")
+    print(f"== {label}: {environment()}")
+    print(f"graphc {graphc.__version__}, numpy {np.__version__}, {os.cpu_count()} cores")
     from graphc.doctor import blas_warning
 
     if warning := blas_warning():
@@ -268,25 +264,14 @@ def main() -> None:
     print(f"numpy sgemm 2048^3: {gflops:,.0f} GFLOP/s")
     rows = [bench_workload(*w[:5], budget) for w in WORKLOADS
             if not args.only or args.only in w[0]]
-    targets = {(w[0], w[4]): w[5] for w in WORKLOADS}
-    head = ("workload", "batch", "graphc train µs", "numpy train µs", "torch train µs",
-            "torch/graphc", "target", "graphc fwd µs", "numpy fwd µs", "torch fwd µs",
-            "torch/graphc fwd")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        speed = r["torch train"] / r["cpu train"]
-        target = targets[r["workload"], r["batch"]]
-        print(f"| {r['workload']} | {r['batch']} | {fmt_us(r['cpu train'])} | "
-              f"{fmt_us(r['numpy train'])} | {fmt_us(r['torch train'])} | {speed:.2f}x | "
-              f"{target}x {'ok' if speed >= target else 'MISSED'} | "
-              f"{fmt_us(r['cpu forward'])} | {fmt_us(r['numpy forward'])} | "
-              f"{fmt_us(r['torch forward'])} | {r['torch forward'] / r['cpu forward']:.2f}x |")
+    print_table(rows)
     for r in rows:
         if r["batch"] == 1024:
             achieved = r["gemm flops"] / r["cpu train"] / 1e9
             print(f"{r['workload']} batch 1024: train step GEMMs at {achieved:,.0f} GFLOP/s "
                   f"= {achieved / gflops:.0%} of numpy's 2048^3 sgemm (target 60%)")
+    if args.child:
+        return
     for choice, t in blas_trap().items():
         print(f"BLAS pools, matmuls on {choice}'s OpenBLAS: 784-256-10 batch 64 step "
               f"{fmt_us(t['step'])} µs alone, numpy 256^3 matmul {fmt_us(t['matmul'])} µs "
@@ -299,6 +284,18 @@ def main() -> None:
               f"{c['warm']['first_step']:.2f} s; a new model with helpers cached "
               f"{c['new model']['first_step']:.2f} s (import graphc: "
               f"{c['warm']['import']:.2f} s, not included)")
+        imp, first = numba_floor()
+        print(f"Numba's own floor in a fresh process: import numba {imp:.2f} s, first call "
+              f"of a trivial cached @njit function {first:.2f} s")
+    if not args.as_set_only:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+        extra = [a for a in sys.argv[1:] if a in ("--quick",)]
+        if args.only:
+            extra += ["--only", args.only]
+        sys.stdout.flush()
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *extra],
+                       env=env, check=True)
 
 
 if __name__ == "__main__":

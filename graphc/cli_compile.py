@@ -34,6 +34,23 @@ def _poly(p, dims: dict[str, str]) -> str:
     return " + ".join(terms) or "0"
 
 
+def _dump_schedules(graph, backend: str, dtype: str) -> None:
+    """The kernel IR of the forward pass and of the train step, for the backend's target."""
+    from graphc.passes import forward_program, grad_program, prune
+    from graphc.passes.schedule import CPU, CUDA, schedule
+
+    target = CUDA if backend == "cuda" else CPU
+    cast = "F" if dtype == "float32" else None
+    fwd = forward_program(graph)
+    outputs = prune(fwd, fwd.outputs.values())
+    click.echo(schedule(outputs, list(fwd.outputs.values()), target, cast).dump("forward"))
+    if fwd.loss is not None:
+        prog = grad_program(fwd, (), keep_outputs=False)
+        results = [prog.loss, *(prog.grads[p] for p in prog.params)]
+        click.echo(schedule(prog, results, target, cast, update=bool(prog.params))
+                   .dump("train_step"))
+
+
 @click.command("compile")
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
@@ -43,9 +60,10 @@ def _poly(p, dims: dict[str, str]) -> str:
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="The float type of params and arithmetic.")
 @click.option("--dump-after", metavar="PASS",
-              type=click.Choice(["lower", "differentiate", "simplify", "prune", "plan"]),
+              type=click.Choice(["lower", "differentiate", "simplify", "prune", "plan",
+                                 "schedule"]),
               help="Print the graph after this pass (prune runs for forward and backward), "
-                   "or the kernel plan.")
+                   "the kernel plan, or the kernel IR for the backend's target (schedule).")
 @friendly
 def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str | None) -> None:
     """Write SPEC as a standalone module: forward, loss_and_grad and a fused train_step."""
@@ -56,10 +74,12 @@ def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str |
         name, parent = safe_name(graph.name), str(Path(out).parent)
         raise InputError(f"-o {out}: expected a directory, not a .py file: graphc compile "
                          f"writes {name}.py and {name}_params.npz into it (try -o {parent})")
-    if backend != "cpu":
-        raise InputError("graphc compile --backend cuda: the CUDA backend is not available "
-                         "in this version; use --backend cpu")
-    from graphc.standalone import standalone
+    if dump_after == "schedule":
+        _dump_schedules(graph, backend, dtype)
+    if backend == "cuda":
+        from graphc.standalone import standalone_cuda as standalone
+    else:
+        from graphc.standalone import standalone
 
     built = standalone(graph, dtype, dump=_dump(dump_after))
     if dump_after == "plan":

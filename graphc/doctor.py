@@ -18,8 +18,10 @@ CORE_RANK = {
     "katmai": 0, "coppermine": 0, "northwood": 0, "prescott": 0, "atom": 0, "core2": 0,
     "penryn": 0, "dunnington": 0, "nehalem": 1, "barcelona": 1,
     "bobcat": 1, "bulldozer": 2, "piledriver": 2, "steamroller": 2, "excavator": 2,
-    "sandybridge": 2, "haswell": 3, "zen": 3, "skylakex": 4, "cooperlake": 5,
-    "sapphirerapids": 6,
+    "sandybridge": 2, "haswell": 3, "zen": 3, "skylakex": 4,
+    # Cooper Lake and Sapphire Rapids add bf16 (and AMX) kernels; their float32 and float64
+    # products are SkylakeX's, so a SkylakeX OpenBLAS on such a CPU loses nothing here
+    "cooperlake": 4, "sapphirerapids": 4,
 }
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -80,11 +82,15 @@ def blas_warning(libs: list[Blas] | None = None, flags: set[str] | None = None) 
     for lib in libs:
         running = (lib.core_type or "").lower()
         if running in CORE_RANK and CORE_RANK[running] < CORE_RANK[best.lower()]:
-            cause = ("OPENBLAS_CORETYPE=" + os.environ["OPENBLAS_CORETYPE"]
-                     if os.environ.get("OPENBLAS_CORETYPE") else "its core detection")
+            if os.environ.get("OPENBLAS_CORETYPE"):
+                cause = "OPENBLAS_CORETYPE=" + os.environ["OPENBLAS_CORETYPE"]
+                fix = ("unset OPENBLAS_CORETYPE (env -u OPENBLAS_CORETYPE -u "
+                       "OPENBLAS_L2_SIZE ...)")
+            else:
+                cause = "its own core detection"
+                fix = f"export OPENBLAS_CORETYPE={best}, or a newer numpy (its OpenBLAS)"
             return (f"warning: OpenBLAS runs {lib.core_type} kernels on a CPU that supports "
-                    f"{best} ({cause}); products may run at about half speed. Fix: unset "
-                    f"OPENBLAS_CORETYPE (env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ...).")
+                    f"{best} ({cause}); products may run at about half speed. Fix: {fix}.")
     return None
 
 

@@ -26,7 +26,7 @@ def bind_inputs(graph: Any, program: Program, inputs: Mapping[str, Any],
             hint = did_you_mean(name, program.inputs)
             raise InputError(f"unknown input {name!r}"
                              + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
-    used = {a for n in program for a in n.args}
+    used = _used(program)
     dims: dict[str, tuple[int, str]] = {} if bound is None else bound
     out = {}
     for name, node_id in program.inputs.items():
@@ -43,6 +43,19 @@ def bind_inputs(graph: Any, program: Program, inputs: Mapping[str, Any],
         node = program[node_id]
         out[node_id] = coerce(name, value, node.dtype, node.shape, dtype, dims)
     return out
+
+
+_USED: dict[int, tuple[Program, set[str]]] = {}
+
+
+def _used(program: Program) -> set[str]:
+    """The ids the program's nodes read, computed once per program (not once per call)."""
+    hit = _USED.get(id(program))
+    if hit is None or hit[0] is not program:
+        if len(_USED) > 256:
+            _USED.clear()
+        hit = _USED[id(program)] = (program, {a for n in program for a in n.args})
+    return hit[1]
 
 
 def coerce(name: str, value: Any, kind: str, shape: Shape, dtype: np.dtype,

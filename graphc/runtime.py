@@ -75,7 +75,7 @@ class Model:
         self.step = 0  # training calls so far: the `step` of random draws
         self._compiled: dict[Any, Any] = {}
         self._programs: dict[Any, Program] = {}
-        self._names: dict[Any, list[str]] = {}
+        self._names: dict[Any, tuple[list[str], list[str]]] = {}  # evaluate: names, ids
         self._fitted: set[Any] = set()  # (program, sizes) whose memory need was checked
 
     @property
@@ -130,7 +130,19 @@ class Model:
     def _call(self, key: Any, program: Program, results: list[str], inputs: Mapping[str, Any],
               training: bool) -> list[np.ndarray]:
         """Run `results` of `program`; a training call then updates the state and step."""
-        out = self._fn(key, program, results)(self.feeds(program, inputs))
+        fn = self._fn(key, program, results)
+        quick = getattr(fn, "quick", None)  # a backend's way for inputs already its arrays
+        out = None
+        if quick is not None and not program.state and program.step is None:
+            shapes = [getattr(v, "shape", None) for v in inputs.values()]
+            self._fits((id(program), "quick", *shapes), program, lambda: {
+                d: n for (name, _), shape in zip(inputs.items(), shapes)
+                if shape is not None and name in program.inputs
+                for d, n in zip(program[program.inputs[name]].shape, shape)
+                if isinstance(d, str)})
+            out = quick(self.params, inputs)
+        if out is None:
+            out = fn(self.feeds(program, inputs))
         if training:
             n = len(out) - len(program.updates)
             for name, value in zip(program.updates, out[n:]):
@@ -162,9 +174,9 @@ class Model:
                     raise InputError(f"no value named {n!r} in the model"
                                      + (f" ({hint})" if hint else ""))
             self._programs[key] = prune(fwd, [known[n] for n in names])
-            self._names[key] = names
-        prog, names = self._programs[key], self._names[key]
-        results = [prog.by_name()[n] for n in names]
+            ids = self._programs[key].by_name()
+            self._names[key] = (names, [ids[n] for n in names])  # by_name() once, not per call
+        prog, (names, results) = self._programs[key], self._names[key]
         return dict(zip(names, self._call(key, prog, results, inputs, training)))
 
     def grad(self, wrt: Iterable[str] = (), *, training: bool = True,
@@ -204,6 +216,38 @@ class Model:
         clip_gradients(grads, clip_grad_norm, clip_grad_value)
         optimizer.step(self.params, grads)
         return loss
+
+    def train_epoch(self, optimizer: Any, *, batch_size: int = 32, shuffle: bool = True,
+                    seed: int | None = None, drop_last: bool = False,
+                    batches: list[np.ndarray] | None = None, lr: Any = None,
+                    clip_grad_norm: float | None = None, clip_grad_value: float | None = None,
+                    **inputs: Any) -> np.ndarray:
+        """One pass over the rows of `inputs` in mini-batches, one update each: on the cpu
+        backend shuffling's gather, the steps and the loss sums are one compiled call.
+
+        Batches are `batch_size` rows in an order shuffled by `seed` (as `fit` does), or
+        the index arrays `batches`; `lr` gives one rate per step (a schedule). Returns the
+        steps' losses; it stops after the first non-finite one.
+        """
+        from graphc import data as datamod
+        from graphc.epochs import run_epoch
+
+        ds = datamod.prepare(self, inputs, "train_epoch")
+        if ds.n is None:
+            raise InputError("train_epoch: no input has a batch axis; use train_step")
+        if batches is None:
+            batches = list(ds.batches(int(batch_size), shuffle, drop_last,
+                                      np.random.default_rng(seed)))
+        hypers = None
+        if lr is not None:
+            rates = np.asarray(lr, dtype=float).reshape(-1)
+            if len(rates) != len(batches):
+                raise InputError(f"train_epoch: lr has {len(rates)} rates for "
+                                 f"{len(batches)} steps; give one per step")
+            hypers = [{**optimizer.hyper, "lr": float(r)} for r in rates]
+        losses, done = run_epoch(self, optimizer, ds.arrays, ds.batched, batches, hypers,
+                                 clip_grad_norm, clip_grad_value)
+        return losses[:done]
 
     def fit(self, data: Mapping[str, Any], **options: Any):
         """Train on arrays named after the inputs; see graphc.train.fit for the options."""

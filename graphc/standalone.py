@@ -1,5 +1,6 @@
 """The driver of standalone modules (`graphc compile`): a spec's forward, loss_and_grad and
-train_step kernels in one file that needs only numpy and numba, with its initial params.
+train_step kernels in one file that needs only numpy and numba (`standalone`, or for a GPU
+`standalone_cuda`), with its initial params.
 
 It runs the passes, picks the optimizer and initializes params, so it sits beside runtime,
 above the backends whose writer (numba_source) it calls.
@@ -98,3 +99,54 @@ def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
 
 def _kind(kind: str, dtype: np.dtype) -> str:
     return dtype.name if kind == FLOAT else kind
+
+
+def standalone_cuda(graph: Any, dtype: str = "float32", optimizer: Any = None,
+               dump: Callable[[str, Program], None] | None = None,
+               device: str = "gpu") -> dict[str, Any]:
+    """The CUDA module of `graphc compile --backend cuda`: forward, loss_and_grad and
+    train_step entries (launch sizes for a GPU), its source and initial params."""
+    from graphc.backends.cuda.writer import EntryWriter
+    from graphc.backends.numba_cuda import DICT_API, SIZES
+    from graphc.backends.numba_cuda import module_source as cuda_module_source
+
+    dt = np.dtype(dtype)
+    fwd = forward_program(graph, dump=dump)
+    outputs = prune(fwd, fwd.outputs.values())
+    entries: list[tuple] = [("forward", outputs, list(fwd.outputs.values()), None)]
+    if fwd.loss is not None:
+        prog = grad_program(fwd, (), keep_outputs=False, dump=dump)
+        results = [prog.loss, *(prog.grads[p] for p in prog.params)]
+        entries.append(("loss_and_grad", prog, results, None))
+        if prog.params:
+            optimizer = optimizer or optim.from_spec((graph.train or {}).get("optimizer",
+                                                                             "sgd"))
+            training = Training(type(optimizer).__name__, optimizer.update_lines(full=True),
+                                tuple(optimizer.slots), dict(optimizer.hyper),
+                                dict(optimizer.slot_init))
+            entries.append(("train_step", prog, results, training))
+    name = safe_name(graph.name)
+    doc = ("\nUsage:\n\n"
+           f"    import {name} as model\n"
+           f"    params = model.init_params()  # from {name}_params.npz beside this file\n"
+           "    outputs = model.forward(params, x=X)  # by output name\n"
+           + ("    loss, grads = model.loss_and_grad(params, x=X, y=Y)\n"
+              if len(entries) > 1 else "")
+           + "\nor call(entry, {node id: host array}) for any entry; train_step's device state"
+             "\nis kept by graphc's CudaBackend (graphc.compile(spec, backend='cuda')).\n")
+    source = cuda_module_source(graph.name, dt, entries, device, doc) + DICT_API.format(
+        outputs=repr(tuple(fwd.outputs)), params_file=repr(f"{name}_params.npz"))
+    summary = []
+    for entry, prog, results, train in entries:
+        w = EntryWriter(entry, prog, results, dt.name, SIZES[device]["rblock"], train)
+        kinds = [k.kind for k in w.sched.kernels]
+        summary.append({"entry": entry, "plan": w.sched.dump(entry).split("\n"),
+                        "loops": kinds.count("loop"), "matmuls": kinds.count("gemm"),
+                        "kernels": sum(k not in ("alias", "check") for k in kinds),
+                        "fused": sum(len(k.storage) - 1 for k in w.sched.kernels
+                                     if k.kind == "loop" and k.storage),
+                        "flops": w.plan.costs()[0],
+                        "bytes": w.plan.costs()[1].times(dt.itemsize),
+                        "dims": {w.plan.dim(s): s for s in w.plan.dims}})
+    return {"name": name, "source": source, "params": init_params(fwd, dt),
+            "entries": summary, "optimizer": optimizer, "dtype": dt, "module_entries": entries}

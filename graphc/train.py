@@ -10,30 +10,25 @@ that produced it; the params are left as they were before that step.
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import json
 import math
-import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from graphc import data as datamod
+from graphc import epochs
 from graphc import optim as optimmod
 from graphc import schedules as schedmod
 from graphc.errors import GraphcError, InputError, SpecError, did_you_mean
+from graphc.history import History, _progress
+from graphc.train_options import DEFAULTS, TRAIN_KEYS, train_options  # noqa: F401 (re-exported)
 
-TRAIN_KEYS = ("optimizer", "schedule", "epochs", "batch_size", "clip_grad_norm",
-              "clip_grad_value", "accumulate", "shuffle", "seed", "early_stopping", "drop_last")
-DEFAULTS = {"optimizer": {"name": "adam", "lr": 1e-3}, "schedule": None, "epochs": 10,
-            "batch_size": 32, "clip_grad_norm": None, "clip_grad_value": None, "accumulate": 1,
-            "shuffle": True, "seed": 0, "early_stopping": None, "drop_last": False}
-
+__all__ = ["History", "LRFinderResult", "TrainingError", "check_train", "fit", "lr_find",
+           "save_if_finite", "train_options"]
 
 class TrainingError(GraphcError, RuntimeError):
     """Training cannot go on (the loss became NaN or inf); `history` holds the epochs done."""
@@ -41,33 +36,6 @@ class TrainingError(GraphcError, RuntimeError):
     def __init__(self, message: str, history: History | None = None):
         super().__init__(message)
         self.history = history
-
-
-def train_options(graph: Any, **given: Any) -> dict[str, Any]:
-    """The spec's `train` object, checked, under the options given here (None = unset)."""
-    spec = graph.train or {}
-    if not isinstance(spec, Mapping):
-        raise SpecError("expected an object such as {\"epochs\": 10}", "train", source=graph.source)
-    for key in spec:
-        if key not in TRAIN_KEYS:
-            raise SpecError(f"unknown training option {key!r}", f"train.{key}",
-                            did_you_mean(key, TRAIN_KEYS) or f"options: {', '.join(TRAIN_KEYS)}",
-                            source=graph.source)
-    out = {**DEFAULTS, **spec, **{k: v for k, v in given.items() if v is not None}}
-    _positive_int(out, "epochs", graph)
-    _positive_int(out, "batch_size", graph)
-    _positive_int(out, "accumulate", graph)
-    for key in ("clip_grad_norm", "clip_grad_value"):
-        v = out[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                              or not v > 0):
-            raise SpecError(f"{key} must be a positive number, got {v!r}", f"train.{key}",
-                            source=graph.source)
-    if out["accumulate"] > out["batch_size"]:
-        raise SpecError(f"accumulate ({out['accumulate']}) splits each batch into micro-batches, "
-                        f"so it cannot exceed batch_size ({out['batch_size']})", "train.accumulate",
-                        source=graph.source)
-    return out
 
 
 def check_train(graph: Any) -> dict[str, Any]:
@@ -83,82 +51,6 @@ def check_train(graph: Any) -> dict[str, Any]:
         raise e.with_source(graph.source) from None
     return o
 
-
-def _positive_int(opts: dict, key: str, graph: Any) -> None:
-    v = opts[key]
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise SpecError(f"{key} must be a positive integer, got {v!r}", f"train.{key}",
-                        source=graph.source)
-    opts[key] = int(v)
-
-
-# ---- history ---------------------------------------------------------------------------
-
-@dataclass
-class History:
-    """One row per epoch: epoch, loss (mean training loss), val_loss, val_<metric>, lr,
-    time (s of training), samples_per_s. `history["loss"]` is a column."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    metric: str | None = None  # "accuracy" or "rmse"
-    info: dict[str, Any] = field(default_factory=dict)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-
-    def __getitem__(self, key: str) -> list[Any]:
-        return [r.get(key) for r in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def columns(self) -> list[str]:
-        cols: list[str] = []
-        for r in self.rows:
-            cols += [k for k in r if k not in cols]
-        return cols
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epochs": self.rows, "metric": self.metric, "best_epoch": self.best_epoch,
-                "stopped_early": self.stopped_early, "info": self.info}
-
-    def to_csv(self) -> str:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns(), lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.rows)
-        return buf.getvalue()
-
-    def save(self, path: str | Path) -> None:
-        """JSON (.json) or CSV (.csv), by extension."""
-        path = Path(path)
-        if path.suffix.lower() == ".csv":
-            text = self.to_csv()
-        elif path.suffix.lower() == ".json":
-            text = json.dumps(self.to_dict(), indent=1, default=_jsonable) + "\n"
-        else:
-            raise InputError(f"{path}: a history file ends in .json or .csv")
-        path.write_text(text)
-
-    @classmethod
-    def load(cls, path: str | Path) -> History:
-        d = json.loads(Path(path).read_text())
-        return cls(rows=d["epochs"], metric=d.get("metric"), info=d.get("info", {}),
-                   best_epoch=d.get("best_epoch"), stopped_early=d.get("stopped_early", False))
-
-    def plot(self, path: str | Path | None = None):
-        """Loss curves (and the metric) against epochs; writes a PNG when given a path."""
-        from graphc.plots import plot_history
-
-        return plot_history(self, path)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    raise TypeError(f"cannot write {type(x).__name__} to JSON")
-
-
-# ---- fit -------------------------------------------------------------------------------
 
 def fit(model: Any, data: Any, epochs: int | None = None, batch_size: int | None = None,
         optimizer: Any = None, schedule: Any = None, validation: Any = None,
@@ -309,9 +201,56 @@ class _Loop:
         self.batches_of_epoch = list(self.train.batches(self.o["batch_size"], self.o["shuffle"],
                                                         self.o["drop_last"], rng))
         self.hypers = []
-        lr0, total, seen, t0 = self.opt.lr, 0.0, 0, time.perf_counter()
+        lr0, t0 = self.opt.lr, time.perf_counter()
         per_batch = sched is not None and getattr(sched, "interval", "epoch") == "batch" \
             and not isinstance(sched, schedmod.ReduceLROnPlateau)
+        if self.compiled():
+            with np.errstate(all="ignore"):
+                total, seen = self._compiled_epoch(sched if per_batch else None, bar, hist,
+                                                   epoch, t0)
+        else:
+            total, seen = self._stepwise(sched if per_batch else None, bar, hist, epoch, t0)
+        elapsed = time.perf_counter() - t0
+        return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
+                "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+
+    def compiled(self) -> bool:
+        """Can this epoch run as compiled calls (graphc.epochs)? Not with workers, gradient
+        accumulation, or a model whose step keeps state."""
+        return (self.parallel is None and self.o["accumulate"] == 1 and self.train.n is not None
+                and epochs.fusable(self.model))
+
+    def _compiled_epoch(self, sched: Any, bar: Any, hist: History, epoch: int,
+                        t0: float) -> tuple[float, int]:
+        """The epoch's steps in compiled chunks (the whole epoch, or a progress bar's
+        update interval); a per-batch schedule's rates are computed ahead for all."""
+        for _ in self.batches_of_epoch:
+            self.hypers.append(dict(self.opt.hyper))
+            if sched is not None:
+                sched.step()
+        sizes = [len(idx) for idx in self.batches_of_epoch]
+        done_rows = np.cumsum(sizes)
+
+        def progress(start: int, stop: int, losses: np.ndarray) -> None:
+            for j in range(start, stop):
+                bar.batch_done(float(losses[j]), self.hypers[j]["lr"], int(done_rows[j]),
+                               time.perf_counter() - t0)
+
+        losses, done = epochs.run_epoch(
+            self.model, self.opt, self.train.arrays, self.train.batched, self.batches_of_epoch,
+            self.hypers, self.o["clip_grad_norm"], self.o["clip_grad_value"],
+            chunk=getattr(bar, "every", None), on_chunk=progress)
+        if done < len(sizes) or not math.isfinite(losses[done - 1]):
+            self.diagnose(done - 1, hist, epoch)
+        total = 0.0
+        for loss, rows in zip(losses.tolist(), sizes):
+            total += loss * rows  # as the step-by-step loop adds them
+        return total, int(done_rows[-1])
+
+    def _stepwise(self, sched: Any, bar: Any, hist: History, epoch: int,
+                  t0: float) -> tuple[float, int]:
+        total, seen = 0.0, 0
+        per_batch = sched is not None
         with np.errstate(all="ignore"):  # non-finite losses get a diagnosis instead
             for j, idx in enumerate(self.batches_of_epoch):
                 self.hypers.append(dict(self.opt.hyper))
@@ -323,9 +262,7 @@ class _Loop:
                 if per_batch:
                     sched.step()
                 bar.batch_done(loss, self.opt.lr, seen, time.perf_counter() - t0)
-        elapsed = time.perf_counter() - t0
-        return {"epoch": epoch, "loss": total / max(seen, 1), "lr": lr0,
-                "time": round(elapsed, 6), "samples_per_s": round(seen / max(elapsed, 1e-9), 1)}
+        return total, seen
 
     def params_finite(self) -> bool:
         return all(np.all(np.isfinite(p)) for p in self.model.params.values())
@@ -430,135 +367,4 @@ class _EarlyStopping:
         return self.bad > self.patience
 
 
-class _NoBar:
-    def batch_done(self, *a: Any) -> None: ...
-    def epoch_done(self, row: dict) -> None: ...
-    def close(self) -> None: ...
-
-
-class _Bar(_NoBar):
-    """Two tqdm bars: epochs, and batches with loss, rate and throughput."""
-
-    def __init__(self, epochs: int, steps: int):
-        from tqdm.auto import tqdm
-
-        self.tqdm, self.steps = tqdm, steps
-        self.outer = tqdm(total=epochs, unit="epoch", desc="epochs", file=sys.stderr,
-                          dynamic_ncols=True)
-        self.inner = None
-        self.every = max(1, steps // 50)
-
-    def batch_done(self, loss: float, lr: float, seen: int, elapsed: float) -> None:
-        if self.inner is None:
-            self.inner = self.tqdm(total=self.steps, unit="batch", leave=False, file=sys.stderr,
-                                   dynamic_ncols=True, desc="batches")
-            self.n = 0
-        self.n += 1
-        if self.n % self.every == 0 or self.n == self.steps:
-            self.inner.set_postfix(loss=f"{loss:.4g}", lr=f"{lr:.3g}",
-                                   samples_s=f"{seen / max(elapsed, 1e-9):,.0f}", refresh=False)
-            self.inner.update(self.n - self.inner.n)
-
-    def epoch_done(self, row: dict) -> None:
-        if self.inner is not None:
-            self.inner.close()
-            self.inner = None
-        shown = {k: _fmt(k, v) for k, v in row.items()
-                 if k not in ("epoch", "time", "samples_per_s")}
-        self.outer.set_postfix(shown, refresh=False)
-        self.outer.update(1)
-        self.tqdm.write("  ".join([f"epoch {row['epoch']}"] + [
-            f"{k} {_fmt(k, v)}" for k, v in row.items() if k != "epoch"]), file=sys.stderr)
-
-    def close(self) -> None:
-        if self.inner is not None:
-            self.inner.close()
-        self.outer.close()
-
-
-def _fmt(key: str, v: Any) -> str:
-    if key.endswith("accuracy"):
-        return f"{100 * v:.2f}%"
-    if key == "samples_per_s":
-        return f"{v:,.0f}/s"
-    if key == "time":
-        return f"{v:.2f}s"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _progress(epochs: int, steps: int, verbose: bool) -> _NoBar:
-    return _Bar(epochs, steps) if verbose else _NoBar()
-
-
-# ---- the LR finder ---------------------------------------------------------------------
-
-@dataclass
-class LRFinderResult:
-    """Rates tried (growing exponentially, one mini-batch each) and the losses they gave."""
-
-    rates: list[float]
-    losses: list[float]
-    smoothed: list[float]
-    suggestion: float | None  # a tenth of the rate at the smoothed loss's minimum
-
-    def plot(self, path: str | Path | None = None):
-        from graphc.plots import plot_lr_find
-
-        return plot_lr_find(self, path)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rates": self.rates, "losses": self.losses, "smoothed": self.smoothed,
-                "suggestion": self.suggestion}
-
-
-def lr_find(model: Any, data: Any, batch_size: int | None = None, optimizer: Any = None,
-            start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
-            smooth: float = 0.98, diverge: float = 4.0, seed: int = 0,
-            target: str | None = None, verbose: bool = False) -> LRFinderResult:
-    """Sweep the rate from start_lr to end_lr exponentially, one mini-batch per rate, and
-    stop when the smoothed loss exceeds `diverge` times its best. The params and the
-    optimizer are restored afterwards: the sweep only looks."""
-    if not 0 < start_lr < end_lr or not math.isfinite(end_lr):
-        raise InputError(f"the sweep needs 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
-    if int(num_steps) < 2:
-        raise InputError(f"num_steps must be at least 2, got {num_steps}")
-    o = train_options(model.graph, batch_size=batch_size, optimizer=optimizer, seed=seed)
-    train = datamod.prepare(model, data, "data", target=target)
-    opt = optimmod.from_spec(copy.deepcopy(o["optimizer"]) if not isinstance(
-        o["optimizer"], optimmod.Optimizer) else o["optimizer"].to_spec())
-    saved = copy.deepcopy(model.params)
-    rng = np.random.default_rng(o["seed"])
-    batches: list[Any] = []
-    rates, losses, smoothed = [], [], []
-    avg, best = 0.0, math.inf
-    bar = None
-    if verbose:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=int(num_steps), unit="rate", desc="lr-find", file=sys.stderr)
-    try:
-        for i in range(int(num_steps)):
-            if not batches:
-                batches = list(train.batches(o["batch_size"], True, False, rng))[::-1]
-            lr = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1))
-            opt.lr = lr
-            with np.errstate(all="ignore"):
-                loss = model.train_step(opt, **train.batch(batches.pop()))
-            if not math.isfinite(loss):
-                break
-            avg = smooth * avg + (1 - smooth) * loss
-            s = avg / (1 - smooth ** (i + 1))
-            rates.append(lr)
-            losses.append(loss)
-            smoothed.append(s)
-            if bar is not None:
-                bar.set_postfix(lr=f"{lr:.2e}", loss=f"{s:.4g}", refresh=False)
-                bar.update(1)
-            best = min(best, s)
-            if s > diverge * best:
-                break
-    finally:
-        model.params = saved
-        if bar is not None:
-            bar.close()
-    suggestion = rates[int(np.argmin(smoothed))] / 10 if rates else None
-    return LRFinderResult(rates, losses, smoothed, suggestion)
+from graphc.lr_finder import LRFinderResult, lr_find  # noqa: E402  (it imports train_options)

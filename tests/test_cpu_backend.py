@@ -631,7 +631,7 @@ def test_graphc_compile_options_and_errors(tmp_path):
                                   "--dtype", "float64"])
     assert result.exit_code == 0 and "train_step: matmul" in result.output
     result = runner.invoke(main, ["compile", spec, "-o", str(tmp_path), "--backend", "cuda"])
-    assert result.exit_code == 1 and result.output.startswith("error:")
+    assert result.exit_code == 0 and "train_step:" in result.output  # the CUDA module
     bad = tmp_path / "bad.json"
     bad.write_text('{"graphc": 1, "name": "b", "inputs": {}, "nodes": [{"id": "y", "op": "relu",'
                    ' "inputs": ["nope"]}], "outputs": ["y"]}')

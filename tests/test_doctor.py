@@ -37,6 +37,18 @@ def test_no_warning_when_the_core_type_matches():
     assert blas_warning([Blas("mkl", "2024", 2, None, "")], AVX512) is None
 
 
+def test_a_skylakex_openblas_on_a_bf16_cpu_loses_nothing():
+    """OpenBLAS's Cooperlake kernels differ from SkylakeX's only in bf16 products."""
+    assert blas_warning(openblas("SkylakeX"), AVX512 | {"avx512_bf16"}) is None
+    assert blas_warning(openblas("Haswell"), AVX512 | {"avx512_bf16"}) is not None
+
+
+def test_a_low_detected_core_type_gets_the_variable_as_its_fix(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    line = blas_warning(openblas("Sandybridge"), AVX512)
+    assert "its own core detection" in line and "export OPENBLAS_CORETYPE=SkylakeX" in line
+
+
 def test_doctor_reports_each_part():
     result = CliRunner().invoke(main, ["doctor", "--json"])
     assert result.exit_code == 0, result.output

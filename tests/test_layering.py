@@ -20,14 +20,17 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...] | None]] = [
     ("core", ("graphc.errors", "graphc.ir", "graphc.dims", "graphc.version", "graphc.sugar",
               "graphc.init", "graphc.inputs"), None),
     ("ops", ("graphc.ops", "graphc.opdoc"), None),
-    ("front ends", ("graphc.spec", "graphc.onnx.reader", "graphc.onnx.reader_conv"), None),
+    ("front ends", ("graphc.spec", "graphc.onnx.reader", "graphc.onnx.reader_conv",
+                    "graphc.onnx.reader_core", "graphc.onnx.reader_math", "graphc.onnx.reader_ml",
+                    "graphc.onnx.reader_shape"), None),
     ("passes", ("graphc.passes",), None),
     # builder.build validates what it built as load does: through the lower pass
     ("loading", ("graphc.loader", "graphc.builder"), None),
     ("backends", ("graphc.backends", "graphc.onnx.writer"), None),
     ("training", ("graphc.data", "graphc.optim", "graphc.schedules", "graphc.schedules_decay",
                   "graphc.schedules_cyclic", "graphc.train", "graphc.distributed",
-                  "graphc.plots"), None),
+                  "graphc.plots", "graphc.epochs", "graphc.history", "graphc.lr_finder",
+                  "graphc.train_options"), None),
     # graphc.onnx's export reads a Model; graphc.standalone initializes params and picks
     # the optimizer of `graphc compile`'s module
     ("runtime", ("graphc.runtime", "graphc.standalone", "graphc.gradcheck", "graphc.onnx"),
@@ -53,11 +56,17 @@ MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
 
 
 def imports(name: str) -> list[tuple[str, int]]:
-    """(graphc module imported, line) for every import in the module, at any depth."""
+    """(graphc module imported, line) for every import in the module, at any depth (but
+    not under `if TYPE_CHECKING:`, which only type checkers read)."""
     path = MODULES[name]
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for block in ast.walk(tree) if _type_checking(block)
+                   for stmt in block.body for n in ast.walk(stmt)}  # never run
     out = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             out += [(a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -71,6 +80,14 @@ def imports(name: str) -> list[tuple[str, int]]:
     return [(_known(m), line) for m, line in out if m == "graphc" or m.startswith("graphc.")]
 
 
+def _type_checking(node: ast.AST) -> bool:
+    if not isinstance(node, ast.If):
+        return False
+    t = node.test
+    return (isinstance(t, ast.Name) and t.id == "TYPE_CHECKING") or (
+        isinstance(t, ast.Attribute) and t.attr == "TYPE_CHECKING")
+
+
 def _known(m: str) -> str:
     while m not in MODULES and "." in m:
         m = m.rpartition(".")[0]
@@ -80,8 +97,9 @@ def _known(m: str) -> str:
 def layer_of(name: str) -> str:
     best, layer = -1, None
     for lname, members, _ in LAYERS:
-        for m in members:
-            if (name == m or name.startswith(m + ".")) and len(m) > best:
+        for m in members:  # the root is graphc/__init__.py only, not every graphc module
+            inside = name.startswith(m + ".") and m != "graphc"
+            if (name == m or inside) and len(m) > best:
                 best, layer = len(m), lname
     assert layer is not None, f"{name} is in no layer: add it to LAYERS in {__file__}"
     return layer
@@ -143,12 +161,21 @@ def test_no_import_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+def test_imports_only_type_checkers_read_are_not_counted(tmp_path, monkeypatch):
+    (tmp_path / "m.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                   "    from graphc.runtime import Model\n"
+                                   "def f():\n    from graphc.ir import Node\n")
+    monkeypatch.setitem(MODULES, "graphc.m", tmp_path / "m.py")
+    assert imports("graphc.m") == [("graphc.ir", 5)]
+
+
 def test_the_checks_catch_a_violation():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert "runtime" not in allowed("viz") and "backends" not in allowed("viz")
     assert "runtime" not in allowed("training") and "passes" in allowed("backends")
     assert layer_of("graphc.onnx.reader") == "front ends" and layer_of("graphc.onnx") == "runtime"
+    assert layer_of("graphc") == "root" and layer_of("graphc.passes.lower") == "passes"
 
 
 def test_the_backends_implement_the_declared_protocol():

@@ -2,9 +2,8 @@
 PyTorch and scikit-learn imported and checked against their own frameworks, ONNX's node
 tests through graphc's backend, the command line, and the messages for what graphc lacks."""
 
-import collections
+import importlib.util
 import json
-import unittest
 import warnings
 
 import numpy as np
@@ -191,34 +190,30 @@ def test_sklearn_models_match_onnxruntime():
 
 
 # -- ONNX's own node tests -------------------------------------------------------------
-FAMILIES = (r"test_(add|sub|mul|div|pow|relu|sigmoid|tanh|exp|log|sqrt|abs|neg|reciprocal|"
-            r"softplus|mish|leakyrelu|elu|selu|gelu|prelu|max|min|sum|mean|gemm|matmul|"
-            r"softmax|logsoftmax|reduce_sum|reduce_mean|reduce_max|reduce_min|reduce_l1|"
-            r"reduce_l2|reduce_sum_square|reshape|transpose|concat|flatten|squeeze|"
-            r"unsqueeze|identity|dropout|batchnorm|clip|hardsigmoid|sce|conv|averagepool|"
-            r"globalaveragepool|globalmaxpool)")
+def node_tests():
+    """examples/onnx_node_tests.py, which counts the node tests by operator family."""
+    spec = importlib.util.spec_from_file_location("onnx_node_tests",
+                                                  EXAMPLES / "onnx_node_tests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_onnx_node_tests_pass_for_the_operators_graphc_reads():
-    with warnings.catch_warnings():  # ONNX's case generators warn about casts
-        warnings.simplefilter("ignore")
-        import onnx.backend.test
-
-    tests = onnx.backend.test.BackendTest(gx.backend.GraphcBackend, __name__)
-    tests.include(FAMILIES)
-    tests.exclude("cuda")
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(tests.tests)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = unittest.TextTestRunner(verbosity=0, stream=open("/dev/null", "w")).run(suite)
-    problems = [(t.id(), tb.strip().splitlines()[-1]) for t, tb in
-                result.failures + result.errors]
-    assert problems == []
-    ran = result.testsRun - len(result.skipped)
-    reasons = collections.Counter(r for _, r in result.skipped if "pattern" not in r)
-    assert ran >= 280, (ran, reasons.most_common(5))
+    tests = node_tests()
+    counts = tests.run("numpy")
+    assert list(counts["failures"]) == []
+    for family in tests.FAMILIES:  # every family graphc has runs some of ONNX's cases
+        assert counts[family]["passed"] > 0, family
+    assert sum(counts[f]["passed"] for f in tests.FAMILIES) >= 320
+    # the gaps the issue named are closed: ReduceMax over an empty axis gives -inf, batch
+    # norm in training mode, Clip with bounds fed at run time, Expand
+    passed = counts["passed tests"]
+    for name in ("test_reduce_max_empty_set_cpu", "test_batchnorm_example_training_mode_cpu",
+                 "test_clip_default_inbounds_cpu", "test_expand_dim_changed_cpu"):
+        assert name in passed, name
     # what graphc skips, it skips for a reason it states: a dtype or an operator it lacks
-    assert all(r.startswith(("unsupported:", "graphc has no")) for r in reasons), reasons
+    assert all(r.startswith(("unsupported:", "graphc has no")) for r in counts["reasons"])
 
 
 # -- what graphc lacks, and bad input --------------------------------------------------
@@ -277,6 +272,30 @@ def test_cli_convert_round_trip_and_run(tmp_path):
     assert probs.shape == (2, 10) and np.allclose(probs.sum(axis=1), 1)
     assert not np.allclose(probs, 0.1)  # the params came along, not zeros
     assert cli("check", onnx_path).exit_code == 0
+
+
+def test_exported_loss_reads_back_as_the_loss_and_trains(tmp_path):
+    """Plain cross-entropy is one SoftmaxCrossEntropyLoss; graphc reads it back as the
+    model's loss (metadata graphc.loss), so `graphc train model.onnx` trains it."""
+    model = graphc.compile(EXAMPLES / "mnist_mlp.json", backend="numpy")
+    proto = gx.export(model, tmp_path / "m.onnx", loss=True)
+    assert [n.op_type for n in proto.graph.node][-1] == "SoftmaxCrossEntropyLoss"
+    assert "OneHot" not in {n.op_type for n in proto.graph.node}
+    back = gx.load(tmp_path / "m.onnx")
+    assert back.loss == "loss"
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(16, 784)).astype(np.float32)
+    y = rng.integers(0, 10, size=16)
+    want = model.evaluate(["loss"], x=x, y=y)["loss"]
+    assert session(proto).run(["loss"], {"x": x, "y": y})[0] == pytest.approx(want, rel=1e-5)
+    again = graphc.compile(back, backend="numpy").evaluate(["loss"], x=x, y=y)["loss"]
+    assert again == pytest.approx(want, rel=1e-6)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    r = cli("train", tmp_path / "m.onnx", "--data", tmp_path / "d.npz", "--epochs", "2",
+            "--backend", "numpy", "-q", "-o", tmp_path / "t.npz")
+    assert r.exit_code == 0, r.output
+    trained = np.load(tmp_path / "t.npz")
+    assert not np.allclose(trained["logits.b"], model.params["logits.b"])  # it trained
 
 
 def test_cli_convert_refuses_what_it_cannot_do(tmp_path):

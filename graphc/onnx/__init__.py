@@ -79,6 +79,7 @@ def export(model: Any, path: str | Path | None = None, *, opset: int | None = No
     if isinstance(model, Model):
         program, float_type = model.mode_program(False), dtype or model.dtype.name
         params = {**model.params, **model.state}
+        graph = model.graph
     else:
         from graphc.loader import load as load_graph
 
@@ -90,7 +91,8 @@ def export(model: Any, path: str | Path | None = None, *, opset: int | None = No
     program = prune(program.copy(), keep)
     if not loss:
         program.loss = None
-    proto = write(program, params, float_type, opset or OPSET, program.doc)
+    proto = write(program, params, float_type, opset or OPSET, program.doc,
+                  layers=list(graph.nodes) if loss else None)
     onnx.checker.check_model(proto)
     if path is not None:
         onnx.save(proto, str(path))

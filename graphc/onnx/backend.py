@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-from graphc.onnx.reader import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported, read_model
+from graphc.onnx.reader import read_model
+from graphc.onnx.reader_core import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported
 from graphc.runtime import Model
 from graphc.spec import from_dict
 

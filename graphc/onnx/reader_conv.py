@@ -1,12 +1,13 @@
 """ONNX's Conv, MaxPool, AveragePool and the global pools, read as graphc's conv2d,
-max_pool2d, avg_pool2d and mean / max (2-D, NCHW). Each handler returns the output's
-(shape, graphc name); reader.py registers them. What graphc cannot express (uneven
-padding, ceil_mode, pooling indices, 1-D or 3-D windows) is refused by name."""
+max_pool2d, avg_pool2d and mean / max (NCHW; a 1-D window as a 2-D one of height 1). What
+graphc cannot express (uneven padding, ceil_mode, pooling indices, 3-D windows) is refused
+by name."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from graphc.onnx.reader_core import Value, handles, out_float
 from graphc.ops import REGISTRY
 
 
@@ -55,7 +56,8 @@ def _padding(r, node, at, x_shape, kernel, stride, dil) -> Any:
 def _common(r, node, at, x, kernel):
     if len(x.shape) != 4:
         raise r.error(f"{node.op_type} over {len(x.shape) - 2} spatial axes",
-                      hint="graphc's convolutions and pools are 2-D, NCHW")
+                      hint="graphc's convolutions and pools are 2-D, NCHW (1-D ones are read "
+                      "as 2-D)")
     if int(at.get("ceil_mode", 0)):
         raise r.error(f"{node.op_type} with ceil_mode", hint="graphc rounds output sizes down")
     stride = [int(s) for s in at.get("strides", [1, 1])]
@@ -63,7 +65,44 @@ def _common(r, node, at, x, kernel):
     return stride, dil, _padding(r, node, at, x.shape, kernel, stride, dil)
 
 
-def conv(r, node, args, at):
+def _view(r, v, shape: tuple, out: str | None = None):
+    """v reshaped (a view in compiled code); at most one dim may be symbolic."""
+    target = [d if isinstance(d, int) else -1 for d in shape]
+    if target.count(-1) > 1:
+        raise r.error(f"a 1-D window over a value of shape {list(shape)} with two symbolic "
+                      "dims", hint="give the length a fixed size (graphc reads 1-D windows as "
+                      "2-D, through a reshape that can leave one dim symbolic)")
+    return out_float(r, shape, r.emit("reshape", [r.tensor(v)], out=out, shape=target))
+
+
+def _one_d(fn):
+    """A 1-D window over [N, C, L] read as the 2-D one over [N, C, 1, L], then reshaped
+    back: graphc's convolutions and pools are 2-D."""
+    def handler(r, node, args, at):
+        x = args[0]
+        if len(x.shape) != 3:
+            return fn(r, node, args, at, node.output[0])
+        at = dict(at)
+        for key in ("kernel_shape", "strides", "dilations"):
+            if key in at:
+                at[key] = [1, *at[key]]
+        if "pads" in at:
+            begin, end = at["pads"]
+            at["pads"] = [0, begin, 0, end]
+        args = [_view(r, x, (x.shape[0], x.shape[1], 1, x.shape[2])), *args[1:]]
+        if node.op_type == "Conv":  # the weight [O, I, k] as [O, I, 1, k]
+            w = args[1]
+            o, i, k = w.shape
+            args[1] = Value((o, i, 1, k), w.dtype, name=r.param(w, w.const.reshape(o, i, 1, k))) \
+                if r.single_use(w) else _view(r, w, (o, i, 1, k))
+        y = fn(r, node, args, at, f"{node.output[0]}/2d")
+        return _view(r, y, (y.shape[0], y.shape[1], y.shape[3]), out=node.output[0])
+    return handler
+
+
+@handles("Conv")
+@_one_d
+def conv(r, node, args, at, out):
     x, w = args[0], args[1]
     b = args[2] if len(args) > 2 else None
     kernel = [int(k) for k in at.get("kernel_shape", list(w.shape[2:]))]
@@ -72,10 +111,13 @@ def conv(r, node, args, at):
              "groups": int(at.get("group", 1))}
     ins = [x, w] + ([b] if b is not None else [])
     shape = _shape(r, "conv2d", [v.shape for v in ins], attrs)
-    return shape, r.emit("conv2d", [r.tensor(v) for v in ins], out=node.output[0], **attrs)
+    name = r.emit("conv2d", [r.tensor(v) for v in ins], out=out, **attrs)
+    return out_float(r, shape, name)
 
 
-def pool(r, node, args, at):
+@handles("MaxPool", "AveragePool")
+@_one_d
+def pool(r, node, args, at, out):
     x = args[0]
     if len(node.output) > 1 and node.output[1]:
         raise r.error("MaxPool's Indices output", hint="graphc's max_pool2d gives the values")
@@ -90,12 +132,20 @@ def pool(r, node, args, at):
         op = "avg_pool2d"
         attrs["count_include_pad"] = bool(int(at.get("count_include_pad", 0)))
     shape = _shape(r, op, [x.shape], attrs)
-    return shape, r.emit(op, [r.tensor(x)], out=node.output[0], **attrs)
+    return out_float(r, shape, r.emit(op, [r.tensor(x)], out=out, **attrs))
 
 
+@handles("GlobalAveragePool", "GlobalMaxPool")
 def global_pool(r, node, args, at):
     x = args[0]
     op = "mean" if node.op_type == "GlobalAveragePool" else "max"
     axes = list(range(2, len(x.shape)))
     shape = (*x.shape[:2], *[1] * len(axes))
-    return shape, r.emit(op, [r.tensor(x)], out=node.output[0], axis=axes, keepdims=True)
+    name = r.emit(op, [r.tensor(x)], out=node.output[0], axis=axes, keepdims=True)
+    return out_float(r, shape, name)
+
+
+@handles("ConvTranspose", "LRN")
+def no_op_yet(r, node, args, at):
+    raise r.error(f"graphc has no {node.op_type} op yet",
+                  hint="graphc reads Conv, MaxPool and AveragePool (docs/onnx.md)")

@@ -144,18 +144,51 @@ class Writer:
                                f"export yet (export the outputs that do not need it)")
 
 
+def fused_losses(program: Program, layers: list[dict]) -> dict[str, tuple]:
+    """graphc's plain cross_entropy layers that ONNX's SoftmaxCrossEntropyLoss computes
+    (integer labels, 2-D logits, no smoothing), by the id of the layer's output node:
+    (logits id, labels id, reduction, ids of the layer's other nodes)."""
+    names, out = program.by_name(), {}
+    for layer in layers:
+        at = layer.get("attrs", {})
+        if layer["op"] != "cross_entropy" or at.get("label_smoothing", 0.0) or \
+                at.get("reduction", "mean") not in ("mean", "sum") or layer["id"] not in names:
+            continue
+        logits, labels = (names.get(i) for i in layer["inputs"])
+        if logits is None or labels is None or program[labels].dtype not in ("int32", "int64") \
+                or len(program[logits].shape) != 2:
+            continue
+        top = names[layer["id"]]
+        inner = {n.id for n in program if n.group == layer["id"]} - {top}
+        if any(a in inner for n in program if n.id not in inner | {top} for a in n.args):
+            continue  # another node reads a value inside the layer: write it op by op
+        out[top] = (logits, labels, at.get("reduction", "mean"), inner)
+    return out
+
+
 def write(program: Program, params: dict[str, np.ndarray], float_type: str = "float32",
-          opset: int = OPSET, doc: str | None = None) -> onnx.ModelProto:
-    """The ONNX model of a lowered, pruned forward program."""
+          opset: int = OPSET, doc: str | None = None,
+          layers: list[dict] | None = None) -> onnx.ModelProto:
+    """The ONNX model of a lowered, pruned forward program; `layers` (the spec's nodes)
+    lets plain cross-entropy layers be written as one SoftmaxCrossEntropyLoss."""
     w = Writer(program, params, float_type)
+    fused = fused_losses(program, layers or [])
+    skip = {i for f in fused.values() for i in f[3]}
     inputs = []
-    used = {a for n in program for a in n.args} | set(program.outputs.values())
+    used = {a for n in program if n.id not in skip for a in n.args} | \
+        set(program.outputs.values()) | {f[k] for f in fused.values() for k in (0, 1)}
     for n in program:
-        if n.op in ("input", "param", "state") and n.id not in used and n.id != program.loss:
+        if n.id in skip or (n.op in ("input", "param", "state") and n.id not in used
+                            and n.id != program.loss):
             continue  # e.g. the labels, when the loss is left out
         w.name(n)
         if n.op == "input":
             inputs.append(w.value_info(n))
+        if n.id in fused:
+            logits, labels, reduction, _ = fused[n.id]
+            w.add("SoftmaxCrossEntropyLoss", [w.names[logits], w.names[labels]], w.name(n),
+                  reduction=reduction)
+            continue
         w.node(n)
     outputs = []
     for spec_name, node_id in {**program.outputs,
@@ -173,4 +206,6 @@ def write(program: Program, params: dict[str, np.ndarray], float_type: str = "fl
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="graphc")
     model.ir_version = min(model.ir_version, 10)  # what onnxruntime 1.32 reads
+    if program.loss:  # so that graphc reads it back as the loss to train
+        helper.set_model_props(model, {"graphc.loss": w.names[program.loss]})
     return model

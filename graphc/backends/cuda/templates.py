@@ -1,7 +1,7 @@
 """CUDA kernels as readable source text, for the generated module to paste in.
 
 Each function returns the source of one `@cuda.jit(cache=True)` kernel (compiled lazily,
-on its first launch). Bodies are the ops' scalar expressions (`codegen.substitute` with
+on its first launch). Bodies are the ops' scalar expressions (`loops.substitute` with
 `cast="F"`, so float literals are float32 and no float64 arithmetic creeps in); index
 variables are `i0, i1, ...` as in the CPU backend's loops. Launch shapes are in each
 kernel's docstring. Block sizes are powers of two and literals (shared arrays need them).
@@ -9,7 +9,7 @@ kernel's docstring. Block sizes are powers of two and literals (shared arrays ne
 
 from __future__ import annotations
 
-from graphc.backends.codegen import substitute
+from graphc.passes.loops import substitute
 
 JIT = "@cuda.jit(cache=True)"
 DEVICE = "@cuda.jit(device=True, inline=\"always\")"
