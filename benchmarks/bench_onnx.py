@@ -99,7 +99,7 @@ def torch_mlp(path: Path) -> bool:
 
 def standalone_module(graph, folder: Path):
     """The module `graphc compile` writes, imported."""
-    from graphc.backends.numba_cpu import standalone
+    from graphc.standalone import standalone
 
     built = standalone(graph, "float32")
     path = folder / f"{built['name']}.py"

@@ -12,8 +12,7 @@ from typing import Any
 from graphc.errors import CompileError, GraphcError, InputError, SpecError
 from graphc.spec import Graph
 from graphc.sugar import F
-
-__version__ = "0.1.0"
+from graphc.version import __version__
 
 
 def load(src: Any) -> Graph:
@@ -21,19 +20,13 @@ def load(src: Any) -> Graph:
     ending in .onnx is read by graphc.onnx."""
     import os
 
-    from graphc import spec
-    from graphc.passes import lower
+    from graphc import loader
 
-    if isinstance(src, Graph):
-        return src
     if isinstance(src, (str, os.PathLike)) and str(src).lower().endswith(".onnx"):
         from graphc import onnx
 
         return onnx.load(src)
-    data, source = spec.read(src)
-    graph = spec.from_dict(data, source)
-    lower(graph)  # every semantic and shape check happens here, once, at load time
-    return graph
+    return loader.load(src)
 
 
 def compile(graph: Any, backend: str = "cpu", dtype: str = "float32", **options: Any):

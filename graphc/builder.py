@@ -122,7 +122,7 @@ class Builder:
         """The validated Graph (raises SpecError as `graphc.load` does)."""
         import copy
 
-        from graphc import load
+        from graphc.loader import load
 
         spec = copy.deepcopy(self.spec)
         spec["outputs"] = [o.id if isinstance(o, Ref) else o for o in outputs]

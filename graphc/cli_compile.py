@@ -77,9 +77,9 @@ def compile_cmd(spec: str, out: str, backend: str, dtype: str, dump_after: str |
     if dump_after == "schedule":
         _dump_schedules(graph, backend, dtype)
     if backend == "cuda":
-        from graphc.backends.numba_cuda import standalone
+        from graphc.standalone import standalone_cuda as standalone
     else:
-        from graphc.backends.numba_cpu import standalone
+        from graphc.standalone import standalone
 
     built = standalone(graph, dtype, dump=_dump(dump_after))
     if dump_after == "plan":

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import InputError, did_you_mean
+from graphc.inputs import bind_inputs
 from graphc.ops import REGISTRY
-from graphc.runtime import bind_inputs
 
 CLASSIFIERS = ("cross_entropy", "binary_cross_entropy", "bce_with_logits")
 EVAL_CHUNK = 4096  # rows per evaluation call: bounds memory on large validation sets

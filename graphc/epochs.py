@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from graphc.errors import InputError
-from graphc.runtime import bind_inputs
+from graphc.inputs import bind_inputs
 
 
 def fusable(model: Any) -> bool:

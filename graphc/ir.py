@@ -2,6 +2,7 @@
 
 A `Program` is a flat list of `Node`s in schedule order. Node ids are deterministic
 (`v0`, `v1`, ...) and never derived from spec names; spec names live in `Node.name`.
+A `Trace` records one run of a Program: what viz draws, whoever computed it.
 """
 
 from __future__ import annotations
@@ -155,3 +156,27 @@ class Program:
     def dump(self) -> str:
         updates = [f"update {name!r} = {i}" for name, i in self.updates.items()]
         return "\n".join([n.describe() for n in self] + updates)
+
+
+@dataclass
+class Trace:
+    """Every forward value and every gradient of one run, node by node.
+
+    `values` and `grads` are keyed by spec names (composite internals such as
+    `fc1.matmul` included); `by_id` holds every node's value by IR id, backward nodes
+    too; `steps` lists ("forward" | "backward", id) in the order they were computed.
+    It lives here, below runtime (which fills it) and viz (which draws it).
+    """
+
+    program: Program
+    by_id: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    grads: dict[str, Any] = field(default_factory=dict)
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    loss: float | None = None
+
+    def grad_of_id(self, node_id: str) -> Any:
+        g = self.program.grad_map.get(node_id)
+        if g is None:
+            return None
+        return self.by_id[g] if g in self.by_id else None

@@ -15,6 +15,7 @@ import numpy as np
 from graphc import data as datamod
 from graphc import optim as optimmod
 from graphc.errors import InputError
+from graphc.train_options import train_options
 
 
 @dataclass
@@ -47,8 +48,6 @@ def lr_find(model: Any, data: Any, batch_size: int | None = None, optimizer: Any
         raise InputError(f"the sweep needs 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if int(num_steps) < 2:
         raise InputError(f"num_steps must be at least 2, got {num_steps}")
-    from graphc.train import train_options
-
     o = train_options(model.graph, batch_size=batch_size, optimizer=optimizer, seed=seed)
     train = datamod.prepare(model, data, "data", target=target)
     opt = optimmod.from_spec(copy.deepcopy(o["optimizer"]) if not isinstance(

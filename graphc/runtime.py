@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,34 +18,13 @@ from graphc import backends
 from graphc import dims as dimsmod
 from graphc import init as initializers
 from graphc.backends.numpy_interp import evaluate
+from graphc.backends.protocol import Backend, fused_step
 from graphc.errors import InputError, did_you_mean
-from graphc.ir import FLOAT, FLOAT_DTYPES, Node, Program
+from graphc.inputs import bind_inputs
+from graphc.ir import FLOAT, FLOAT_DTYPES, Node, Program, Trace
 from graphc.optim import clip_gradients
 from graphc.passes import forward_program, grad_program, prune, specialize
 from graphc.spec import Graph
-
-
-@dataclass
-class Trace:
-    """Every forward value and every gradient of one run, node by node.
-
-    `values` and `grads` are keyed by spec names (composite internals such as
-    `fc1.matmul` included); `by_id` holds every node's value by IR id, backward nodes
-    too; `steps` lists ("forward" | "backward", id) in the order they were computed.
-    """
-
-    program: Program
-    by_id: dict[str, np.ndarray]
-    values: dict[str, np.ndarray] = field(default_factory=dict)
-    grads: dict[str, np.ndarray] = field(default_factory=dict)
-    steps: list[tuple[str, str]] = field(default_factory=list)
-    loss: float | None = None
-
-    def grad_of_id(self, node_id: str) -> np.ndarray | None:
-        g = self.program.grad_map.get(node_id)
-        if g is None:
-            return None
-        return self.by_id[g] if g in self.by_id else None
 
 
 class ParamDict(dict):
@@ -88,7 +66,7 @@ class Model:
         self.dtype = np.dtype(dtype)
         self.program = forward_program(graph)
         self.backend_name = backend
-        self.backend = backends.get(backend, **options)
+        self.backend: Backend = backends.get(backend, **options)
         self.options = options
         check_memory(self.program, {}, self.dtype, what="allocating the params",
                      advice="make the layers smaller", kinds=("param", "state"))
@@ -220,7 +198,7 @@ class Model:
         clip_grad_value_ do. Compiled backends run all of it as one call (for now, only
         for models without state or random draws).
         """
-        fused = getattr(self.backend, "train_step", None)
+        fused = fused_step(self.backend)
         prog = self.grad_program((), training)
         if fused is not None and training and not prog.updates and prog.step is None:
             # the fused step skips feeds(): check memory here (values that are not arrays
@@ -465,77 +443,3 @@ def _label(program: Program, node: Node) -> str:
 def _bytes(n: int) -> str:
     unit = min(int(math.log(max(n, 1), 1024)), 4)
     return f"{n / 1024 ** unit:.1f} {('bytes', 'KiB', 'MiB', 'GiB', 'TiB')[unit]}"
-
-
-def bind_inputs(graph: Graph, program: Program, inputs: Mapping[str, Any],
-                dtype: np.dtype, bound: dict[str, tuple[int, str]] | None = None
-                ) -> dict[str, np.ndarray]:
-    """Check and convert input arrays, binding symbolic dims consistently (`bound`, when
-    given, receives each dim's size and the input it was read from)."""
-    for name in inputs:
-        if name not in program.inputs:
-            hint = did_you_mean(name, program.inputs)
-            raise InputError(f"unknown input {name!r}"
-                             + (f" ({hint})" if hint else f"; inputs: {', '.join(program.inputs)}"))
-    used = _used(program)
-    dims: dict[str, tuple[int, str]] = {} if bound is None else bound
-    out = {}
-    for name, node_id in program.inputs.items():
-        if node_id not in used and name not in inputs and node_id != program.loss \
-                and node_id not in program.outputs.values():  # an output "x" is fed too
-            continue
-        if name in inputs:
-            value = inputs[name]
-        elif "value" in graph.inputs[name]:
-            value = graph.inputs[name]["value"]
-        else:
-            raise InputError(f"missing input {name!r} (pass {name}=... or give the input a "
-                             f"default \"value\" in the spec)")
-        node = program[node_id]
-        out[node_id] = _coerce(name, value, node.dtype, node.shape, dtype, dims)
-    return out
-
-
-_USED: dict[int, tuple[Program, set[str]]] = {}
-
-
-def _used(program: Program) -> set[str]:
-    """The ids the program's nodes read, computed once per program (not once per call)."""
-    hit = _USED.get(id(program))
-    if hit is None or hit[0] is not program:
-        if len(_USED) > 256:
-            _USED.clear()
-        hit = _USED[id(program)] = (program, {a for n in program for a in n.args})
-    return hit[1]
-
-
-def _coerce(name, value, kind, shape, dtype, dims) -> np.ndarray:
-    try:
-        raw = np.asarray(value)
-    except (ValueError, TypeError):
-        raise InputError(f"input {name!r}: not a number or a regular array") from None
-    if raw.dtype.kind not in "biuf":
-        raise InputError(f"input {name!r}: expected numbers, got {raw.dtype}")
-    if kind == FLOAT:
-        arr = raw.astype(dtype, copy=False)
-    else:
-        if raw.dtype.kind == "f" and not np.all(np.mod(raw, 1) == 0):
-            raise InputError(f"input {name!r} holds integer labels; got non-integers")
-        arr = raw.astype(kind, copy=False)
-    want = "[" + ", ".join(map(str, shape)) + "]"  # as the generated module says it
-    if arr.ndim != len(shape):
-        axes = "axis" if arr.ndim == 1 else "axes"
-        raise InputError(f"input {name!r}: expected shape {want} ({len(shape)} axes), "
-                         f"got {list(arr.shape)} ({arr.ndim} {axes})")
-    for axis, (d, got) in enumerate(zip(shape, arr.shape)):
-        if isinstance(d, int):
-            if d != got:
-                raise InputError(f"input {name!r}: expected shape {want}, got "
-                                 f"{list(arr.shape)}: axis {axis} is {got}, the model wants {d}")
-        elif d in dims and dims[d][0] != got:
-            raise InputError(f"input {name!r}: expected shape {want}, got {list(arr.shape)}: "
-                             f"axis {axis} ({d}) is {got}, but {d} is {dims[d][0]} in input "
-                             f"{dims[d][1]!r}")
-        else:
-            dims[d] = (got, name)
-    return arr

@@ -19,19 +19,12 @@ from graphc.viz.scene import Scene, scene
 
 def load_graph(graph_or_model: Any) -> tuple[Graph, Any]:
     """(Graph, Model or None) of anything `graphc.load` accepts, or of a Model."""
+    from graphc.loader import load
     from graphc.runtime import Model
 
     if isinstance(graph_or_model, Model):
         return graph_or_model.graph, graph_or_model
-    if isinstance(graph_or_model, Graph):
-        return graph_or_model, None
-    from graphc import spec
-    from graphc.passes import lower
-
-    data, source = spec.read(graph_or_model)
-    graph = spec.from_dict(data, source)
-    lower(graph)
-    return graph, None
+    return load(graph_or_model), None
 
 
 def has_defaults(graph: Graph) -> bool:
@@ -65,8 +58,26 @@ def scene_for(graph_or_model: Any, trace: Any = None, *, view: str = "values",
     graph, model = load_graph(graph_or_model)
     if trace is None and compute:
         trace = trace_of(graph, model, inputs)
-    program = None if model is None or trace is not None else model.program
-    return scene(graph, trace, view=view, collapse=collapse, program=program)
+    if trace is not None:
+        return scene(graph, trace, view=view, collapse=collapse)
+    program, forward = structure(graph, None if model is None else model.program, view)
+    return scene(graph, view=view, collapse=collapse, program=program, forward=forward)
+
+
+def structure(graph: Graph, program: Any = None, view: str = "values") -> tuple[Any, list[str]]:
+    """What a diagram without values draws: `program` (a compiled model's) or the graph's
+    forward program, with the derived backward graph for view "backward"; and the ids of
+    its forward nodes."""
+    from graphc.passes import forward_program, grad_program
+
+    base = program or forward_program(graph)
+    if view == "backward":
+        prog = base
+        if base.loss is not None:
+            float_inputs = [n for n, i in base.inputs.items() if base[i].is_float]
+            prog = grad_program(base, float_inputs, keep_all=True)
+        return prog, list(base.nodes)
+    return base, [n.id for n in base if n.grad_of is None]
 
 
 def viz(graph_or_model: Any, trace: Any = None, *, view: str = "values", values: bool = True,
@@ -197,5 +208,5 @@ def repr_svg(graph: Graph) -> str:
     return viz(graph)._repr_image_svg_xml()
 
 
-__all__ = ["has_defaults", "load_graph", "reference", "repr_svg", "scene_for", "teaching",
-           "trace_of", "viz"]
+__all__ = ["has_defaults", "load_graph", "reference", "repr_svg", "scene_for", "structure",
+           "teaching", "trace_of", "viz"]

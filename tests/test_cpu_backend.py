@@ -552,7 +552,7 @@ def assert_names_only_in_comments_and_strings(source: str) -> None:
 
 
 def test_generated_code_never_pastes_a_name(tmp_path):
-    from graphc.backends.numba_cpu import standalone
+    from graphc.standalone import standalone
 
     built = standalone(graphc.load(WEIRD), "float32")
     assert_names_only_in_comments_and_strings(built["source"])

@@ -114,7 +114,8 @@ PTX_EXAMPLES = ["mnist_mlp", "lenet5", "residual_block", "dropout_modes"]
 def _generated(name: str, dtype: str) -> tuple:
     import graphc
     from graphc.backends import cache
-    from graphc.backends.numba_cuda import module_source, standalone
+    from graphc.backends.numba_cuda import module_source
+    from graphc.standalone import standalone_cuda as standalone
 
     graph = graphc.load(ROOT / "examples" / f"{name}.json")
     built = standalone(graph, dtype)
@@ -184,7 +185,7 @@ def test_spec_names_reach_the_cuda_module_only_escaped(tmp_path):
     import json
 
     import graphc
-    from graphc.backends.numba_cuda import standalone
+    from graphc.standalone import standalone_cuda as standalone
 
     evil = 'h"""); import os; os.system("echo pwned") # \\'
     spec = json.loads((ROOT / "examples" / "mnist_mlp.json").read_text())

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import graphc
+from graphc.passes import forward_program
 from graphc.teach import scene_for, trace_of
 from graphc.viz import scene, viz
 
@@ -55,7 +58,10 @@ def test_viz_draws_a_graph_and_a_trace_handed_to_it(examples):
     trace = trace_of(graph)
     d = viz(graph, trace)  # the pure entry: nothing computed inside viz
     assert "0.73" in d.source and "-0.20" in d.source
-    assert "0.73" not in viz(graph).source  # no trace: the structure only
+    structure = viz(graph, program=forward_program(graph))  # no trace: the structure only
+    assert "0.73" not in structure.source and "w0" in structure.source
+    with pytest.raises(ValueError, match="trace= or program="):
+        viz(graph)  # viz computes nothing itself
     assert scene(graph, trace).values is trace.by_id
     assert graphc.viz(graph).source == d.source  # the driver traces with the defaults
 

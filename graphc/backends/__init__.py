@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 
+from graphc.backends.protocol import Backend
 from graphc.errors import CompileError, did_you_mean
 
 BACKENDS = ("numpy", "cpu", "cuda")
 
 
-def get(name: str, **options):
+def get(name: str, **options) -> Backend:
     """A backend by name; options go to its constructor (cpu: cache_dir)."""
     if options and name != "cpu":
         raise CompileError(f"backend {name!r} takes no options "

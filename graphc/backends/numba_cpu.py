@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from graphc.backends import cache
-from graphc.backends.codegen import Poly
 from graphc.backends.numba_source import (
     Entry,
     KernelWriter,
@@ -28,7 +27,7 @@ from graphc.backends.numba_source import (
 from graphc.backends.numba_templates import helpers_module
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError
-from graphc.ir import FLOAT, Program, format_shape
+from graphc.ir import FLOAT, Program
 
 
 def _cache_error(e: BaseException) -> bool:
@@ -316,90 +315,3 @@ class Trainer:
         return self.module.train_step_kernel(
             *[arrays[k].shape[axis] for k, axis in self.dim_at], *arrays, *self.state.args,
             *self.workspace(arrays), *hyper, float(t), norm, value)
-
-
-# ---- standalone modules (graphc compile) --------------------------------------------------
-
-def _call(name: str, value: str) -> str:
-    """`x=X` for an identifier, `**{'a b': X}` for any other input name."""
-    import keyword
-
-    if name.isidentifier() and not keyword.iskeyword(name) and name not in ("params", "state"):
-        return f"{name}={value}"
-    return f"**{{{name!r}: {value}}}"
-
-
-def standalone(graph: Any, dtype: str = "float32", optimizer: Any = None,
-               dump: Callable[[str, Program], None] | None = None) -> dict[str, Any]:
-    """A module for `graph` that needs only numpy and numba: its source, module name,
-    initial params, and what it holds (kernels, sizes, costs) for `graphc compile`."""
-    from graphc import optim
-    from graphc.backends.cache import safe_name
-    from graphc.passes import forward_program, grad_program, prune
-    from graphc.runtime import init_params
-
-    dt = np.dtype(dtype)
-    name = safe_name(graph.name)
-    fwd = forward_program(graph, dump=dump)
-    outputs = prune(fwd, fwd.outputs.values())  # forward needs no targets or labels
-    entries = [Entry("forward", outputs, list(fwd.outputs.values()))]
-    if fwd.loss is not None:
-        prog = grad_program(fwd, (), keep_outputs=False, dump=dump)
-        results = [prog.loss, *(prog.grads[p] for p in prog.params)]
-        entries.append(Entry("loss_and_grad", prog, results))
-        if prog.params:
-            if optimizer is None:
-                optimizer = optim.from_spec((graph.train or {}).get("optimizer", "sgd"))
-            # full: hyper-parameters that are 0 now keep their statements (see optim)
-            training = Training(type(optimizer).__name__, optimizer.update_lines(full=True),
-                                tuple(optimizer.slots), dict(optimizer.hyper),
-                                dict(optimizer.slot_init), tuple(optimizer.fixed_zero))
-            entries.append(Entry("train_step", prog, results, training))
-    def example(prog: Program) -> str:
-        used = {a for n in prog for a in n.args}
-        return ", ".join(_call(n, n.upper() if n.isidentifier() else f"X{k}")
-                         for k, (n, i) in enumerate(fwd.inputs.items()) if i in used)
-
-    lines = ["", "Usage:", "", f"    import {name} as model",
-             f"    params = model.init_params()  # from {name}_params.npz beside this file",
-             f"    outputs = model.forward(params, {example(outputs)})  # by output name"]
-    if len(entries) > 1:
-        lines.append(f"    loss, grads = model.loss_and_grad(params, {example(fwd)})")
-    if len(entries) > 2:
-        lines += [f"    state = model.init_state(params)  # {optimizer!r}",
-                  "    state.hyper['lr'] = 0.01  # hyper-parameters change without recompiling",
-                  f"    loss = model.train_step(params, state, {example(fwd)})  # in place"]
-    lines += ["", "Inputs:  " + ", ".join(f"{n!r} {_kind(fwd[i].dtype, dt)}"
-                                            f"{format_shape(fwd[i].shape)}"
-                                            for n, i in fwd.inputs.items()),
-              "Outputs: " + ", ".join(repr(n) for n in fwd.outputs),
-              "Kernels are compiled by Numba on first use and cached in __pycache__ beside",
-              "this file; a new process loads them from there (delete it to recompile)."]
-    source = module_source(graph.name, dt, entries, doc="\n".join(lines),
-                           params_file=f"{name}_params.npz")
-    summary = []
-    for e in entries:
-        w = KernelWriter(e, dt)
-        flops, moved, fused = w.plan.costs()
-        kinds = [s.kind for s in w.plan.steps]
-        plan = [f"{e.name}: {s.kind} {' '.join(s.nodes)}"
-                + (f" over {format_shape(s.shape)}" if s.kind == "loop" else "")
-                for s in w.plan.steps]
-        summary.append({"entry": e.name, "plan": plan, "loops": kinds.count("loop"),
-                        "matmuls": kinds.count("matmul"),
-                        "kernels": sum(k not in ("scalar", "alias") for k in kinds),
-                        "fused": fused, "flops": flops, "bytes": moved.times(dt.itemsize),
-                        "dims": {w.plan.dim(s): s for s in w.plan.dims}})
-        if e.train:
-            n = int(w.n_params.value({}))
-            ops = sum(line.count(op) for line in e.train.lines for op in "+-*/")
-            summary[-1]["flops"] = flops.plus(Poly({(): n * max(ops, 1)}))
-            summary[-1]["bytes"] = summary[-1]["bytes"].plus(
-                Poly({(): n * (3 + 2 * len(e.train.slots)) * dt.itemsize}))
-    params = init_params(fwd, dt)
-    return {"name": name, "source": source, "params": params, "entries": summary,
-            "optimizer": optimizer, "dtype": dt}
-
-
-def _kind(kind: str, dtype: np.dtype) -> str:
-    return dtype.name if kind == FLOAT else kind

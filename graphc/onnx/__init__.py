@@ -81,7 +81,7 @@ def export(model: Any, path: str | Path | None = None, *, opset: int | None = No
         params = {**model.params, **model.state}
         graph = model.graph
     else:
-        from graphc import load as load_graph
+        from graphc.loader import load as load_graph
 
         graph = load_graph(model)
         program = specialize(forward_program(graph), False)

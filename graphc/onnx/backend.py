@@ -14,9 +14,9 @@ import numpy as np
 import onnx
 from onnx.backend.base import Backend, BackendRep
 
-import graphc
 from graphc.onnx.reader import read_model
 from graphc.onnx.reader_core import FLOAT_TYPES, INT_TYPES, NeedsConstant, Unsupported
+from graphc.runtime import Model
 from graphc.spec import from_dict
 
 TYPES = {**FLOAT_TYPES, **INT_TYPES}
@@ -45,7 +45,7 @@ class GraphcRep(BackendRep):
     def compile(self, known: dict[str, np.ndarray]) -> tuple:
         spec = read_model(self.onnx, known=known)
         graph = from_dict(spec, imported=True)  # ONNX's tests feed empty tensors
-        return graphc.compile(graph, backend=self.backend, dtype=self.dtype), spec["outputs"]
+        return Model(graph, backend=self.backend, dtype=self.dtype), spec["outputs"]
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[np.ndarray, ...]:
         if isinstance(inputs, dict):

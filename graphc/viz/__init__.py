@@ -3,9 +3,9 @@ step-through frames of one forward and backward pass.
 
     graphc.viz(graph_or_model, trace=None, view="values")   # -> graphviz.Digraph
 
-viz reads a Graph and a Trace and nothing else (it never runs a model); `graphc.viz`,
-called as a function, goes through the driver `graphc.teach`, which traces a spec whose
-inputs all have default values.
+viz reads a Graph and a Trace (or, for the structure alone, a Program) that its caller
+computed, and nothing else: it never runs a model or a pass. `graphc.viz`, called as a
+function, goes through the driver `graphc.teach`, which computes them.
 """
 
 from __future__ import annotations
@@ -26,11 +26,14 @@ _LAZY = {"Mask", "Options", "draw", "draw_backward"}  # graphviz loads on the fi
 
 def viz(graph: Graph, trace: Any = None, *, view: str = "values", values: bool = True,
         grads: bool = True, collapse: bool | None = None, theme: str = "default",
-        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False) -> Any:
-    """A diagram (graphviz.Digraph) of a Graph and, optionally, a Trace of it."""
+        digits: int = 2, rankdir: str = "auto", title: bool = True, maps: bool = False,
+        program: Any = None, forward: list[str] | None = None) -> Any:
+    """A diagram (graphviz.Digraph) of a Graph and a Trace of it, or of a Program (the
+    structure only), both computed by the caller."""
     opts = make_options(view=view, values=values, grads=grads, theme=theme, digits=digits,
                         rankdir=rankdir, title=title, maps=maps)
-    return draw_view(scene(graph, trace, view=view, collapse=collapse), opts, view, collapse)
+    sc = scene(graph, trace, view=view, collapse=collapse, program=program, forward=forward)
+    return draw_view(sc, opts, view, collapse)
 
 
 def draw_view(sc: Scene, opts: Any, view: str, collapse: bool | None = None) -> Any:

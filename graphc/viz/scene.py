@@ -190,22 +190,15 @@ def _add_terminals(sc: Scene) -> None:
 
 
 def scene(graph: Graph, trace: Any = None, *, view: str = "values", collapse: bool | None = None,
-          program: Program | None = None) -> Scene:
-    """The Scene of a Graph and, when there is one, a Trace of it (values on every edge).
-
-    Without a trace it draws the structure: `program` (a compiled model's) or the graph's
-    forward program, with the derived backward graph for view "backward".
-    """
-    from graphc.passes import forward_program, grad_program
-
+          program: Program | None = None, forward: list[str] | None = None) -> Scene:
+    """The Scene of a Graph and a Trace of it (values on every edge), or, without a trace,
+    of a `program` handed over (the structure; `forward` names its forward nodes when it
+    holds a backward graph too). viz computes neither: graphc.teach does."""
     if trace is not None:
         prog = trace.program
         return build_scene(graph, prog, forward_ids(prog, trace.steps), trace.by_id, collapse)
-    base = program or forward_program(graph)
-    prog, fwd = base, forward_ids(base, None)
-    if view == "backward":
-        if base.loss is not None:
-            float_inputs = [n for n, i in base.inputs.items() if base[i].is_float]
-            prog = grad_program(base, float_inputs, keep_all=True)
-        fwd = list(base.nodes)
-    return build_scene(graph, prog, fwd, None, collapse)
+    if program is None:
+        raise ValueError("viz draws a Trace or a Program computed by its caller: pass trace= "
+                         "or program= (graphc.viz(graph) computes them for you)")
+    fwd = forward if forward is not None else forward_ids(program, None)
+    return build_scene(graph, program, fwd, None, collapse)

@@ -186,7 +186,7 @@ def test_the_standalone_module_runs_on_its_own(tmp_path):
     """graphc compile --backend cuda's module: forward and loss_and_grad by name, from
     the params file beside it, and `call` on host arrays by node id."""
     from graphc.backends import cache
-    from graphc.backends.numba_cuda import standalone
+    from graphc.standalone import standalone_cuda as standalone
 
     built = standalone(graphc.load(TINY), "float64", device="simulator")
     module = cache.load(built["source"], "standalone_tiny", tmp_path)
