@@ -143,6 +143,8 @@ def _compiles(op, shapes, attrs=None):
     ("sum", {"x": [2, 3]}, {"axis": -2}, True), ("sum", {"x": [2, 3]}, {"axis": 1}, True),
     ("sum", {"x": [2, 3]}, {"axis": 2}, False), ("sum", {"x": [2, 3]}, {"axis": -3}, False),
     ("sum", {"x": [3]}, {"axis": 1}, False), ("sum", {"x": [3]}, {"axis": -1}, True),
+    ("sum", {"x": []}, {"axis": 0}, True), ("sum", {"x": []}, {"axis": -1}, True),  # torch's
+    ("sum", {"x": []}, {"axis": 1}, False), ("sum", {"x": []}, {"axis": -2}, False),
     ("matmul", {"a": [3], "b": []}, None, False), ("matmul", {"a": [], "b": [3]}, None, False),
     ("matmul", {"a": [3], "b": [3]}, None, True),
     ("reshape", {"x": [2, 3]}, {"shape": [-1, -1]}, False),
@@ -308,3 +310,29 @@ def test_pool_cost_is_per_pooled_element_and_tap():
     shape, _ = REGISTRY["avg_pool2d_grad"].opaque.flops([(1, 2, 9, 9), (1, 2, 3, 3)],
                                                         (1, 2, 9, 9), a)
     assert tuple(shape) == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("x,w,attrs,out,scratch", [
+    # stride 2: im2col columns [C/G·KH·KW, N·OH·OW] and product rows [F/G, N·OH·OW]
+    ((2, 4, 9, 9), (6, 2, 3, 3), {"stride": 2, "groups": 2}, (2, 6, 4, 4),
+     [(18, 32), (3, 32)]),
+    # stride 1: the padded image [N, C·Hp·Wp], then N·((OH-1)·Wp + OW) columns
+    ((2, 4, 5, 5), (6, 2, 3, 3), {"padding": 1, "groups": 2}, (2, 6, 5, 5),
+     [(2, 196), (18, 66), (3, 66)]),
+    ((1, 2, 6, 6), (4, 2, 3, 3), {"padding": 2, "dilation": 2}, (1, 4, 6, 6),
+     [(1, 200), (18, 56), (4, 56)]),
+])
+def test_conv_kernels_declare_their_cost_and_scratch_by_hand(x, w, attrs, out, scratch):
+    """Each convolution kernel's declared work (2·C/G·KH·KW operations per element of the
+    convolution's output, or of g for the gradients) and its scratch shapes, by hand."""
+    from graphc.ops import REGISTRY
+
+    a = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **attrs}
+    assert tuple(REGISTRY["conv2d"].shape([x, w], a)) == out
+    k = 2 * w[1] * w[2] * w[3]
+    for op, shapes, result in (("conv2d", [x, w], out), ("conv2d_grad_input", [out, w, x], x),
+                               ("conv2d_grad_weight", [x, out, w], w)):
+        kernel = REGISTRY[op].opaque
+        over, flops = kernel.flops(shapes, result, a)
+        assert (tuple(over), flops) == (out, k), op
+        assert [tuple(s) for s in kernel.scratch(shapes, result, a)] == scratch, op

@@ -13,7 +13,7 @@ def norm_axes(axis, ndim: int) -> tuple[int, ...]:
     """Axes as a sorted tuple of non-negative ints; raises ValueError when out of range."""
     axes = range(ndim) if axis is None else ([axis] if isinstance(axis, int) else axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if not -max(ndim, 1) <= a < max(ndim, 1):  # a scalar takes 0 or -1, as in PyTorch
             raise ValueError(f"axis {a} is out of range for {ndim} dimensions")
     return tuple(sorted({a % ndim for a in axes})) if ndim else ()
 
