@@ -321,6 +321,8 @@ def test_pool_cost_is_per_pooled_element_and_tap():
      [(2, 196), (18, 66), (3, 66)]),
     ((1, 2, 6, 6), (4, 2, 3, 3), {"padding": 2, "dilation": 2}, (1, 4, 6, 6),
      [(1, 200), (18, 56), (4, 56)]),
+    ((1, 2, 6, 7), (4, 2, 3, 3), {"padding": [2, 1], "dilation": [2, 1]}, (1, 4, 6, 7),
+     [(1, 180), (18, 52), (4, 52)]),  # Hp = 6 + 2·2, Wp = 7 + 1·2
 ])
 def test_conv_kernels_declare_their_cost_and_scratch_by_hand(x, w, attrs, out, scratch):
     """Each convolution kernel's declared work (2·C/G·KH·KW operations per element of the
@@ -335,4 +337,6 @@ def test_conv_kernels_declare_their_cost_and_scratch_by_hand(x, w, attrs, out, s
         kernel = REGISTRY[op].opaque
         over, flops = kernel.flops(shapes, result, a)
         assert (tuple(over), flops) == (out, k), op
-        assert [tuple(s) for s in kernel.scratch(shapes, result, a)] == scratch, op
+        sizes = kernel.scratch(shapes, result, a)
+        assert [tuple(s) for s in sizes] == scratch, op
+        assert all(type(d) is int for s in sizes for d in s), (op, sizes)  # array sizes
