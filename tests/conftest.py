@@ -10,7 +10,10 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-pytest_plugins = ["tests.ci_guard"]  # under CI=true a skipped test fails the run
+# tests.ci_guard: under CI=true a skipped test fails the run; tests.simulator: the CUDA
+# simulator layer starts in a process of its own as soon as collection asks for it
+pytest_plugins = ["tests.ci_guard"] + (
+    [] if os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0") else ["tests.simulator"])
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

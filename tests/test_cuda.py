@@ -19,15 +19,15 @@ SIM = os.environ.get("NUMBA_ENABLE_CUDASIM", "") not in ("", "0")
 
 
 @pytest.mark.skipif(SIM, reason="this process is the simulator: pytest collects them directly")
-def test_simulator_layer():
+def test_simulator_layer(request):
     """tests/cuda_sim/ on Numba's CUDA simulator, in a process that sets the variable
-    before numba is imported."""
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-p", "no:cacheprovider",
-                        str(ROOT / "tests" / "cuda_sim")], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    assert re.search(r"\d+ passed", r.stdout) and "skipped" not in r.stdout, r.stdout[-500:]
+    before numba is imported (started at collection by tests/simulator.py)."""
+    from tests.simulator import KEY, Run
+
+    run = request.config.stash.get(KEY, None) or Run()
+    rc, out = run.result()
+    assert rc == 0, out[-6000:]
+    assert re.search(r"\d+ passed", out) and "skipped" not in out, out[-500:]
 
 
 def _ptx_ready():
