@@ -97,8 +97,9 @@ def _mm_nn(a, b, out):
     m, n = out.shape
     k = a.shape[1]
     if n == 1:
+        col = b.reshape(k)  # a 1-d view: its unit stride is known, so the dot vectorizes
         for i in range(m):
-            out[i, 0] = _dot_nn(a, i, b, k)
+            out[i, 0] = _dot_nn(a, i, col, k)
         return
     for i in range(m):
         x = a[i, 0]
@@ -176,10 +177,10 @@ def _mm_tt(a, b, out):
 # cannot be vectorized. Results then differ from the in-order sum by reassociation only,
 # within a few ulps times k of the terms' magnitudes (tests/test_small_matmul.py).
 {fastjit}
-def _dot_nn(a, i, b, k):
-    s = a[i, 0] * b[0, 0]
+def _dot_nn(a, i, col, k):
+    s = a[i, 0] * col[0]
     for p in range(1, k):
-        s += a[i, p] * b[p, 0]
+        s += a[i, p] * col[p]
     return s
 
 
