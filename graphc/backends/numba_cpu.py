@@ -27,6 +27,7 @@ from graphc.backends.numba_source import (
 from graphc.backends.numba_templates import helpers_module
 from graphc.backends.numpy_interp import evaluate
 from graphc.errors import InputError
+from graphc.inputs import ready_arrays
 from graphc.ir import FLOAT, Program
 
 
@@ -113,7 +114,7 @@ class CpuBackend:
                 raise
             return [o if isinstance(o, np.ndarray) else np.asarray(o, dtype) for o in out]
 
-        wanted = [(program[i].name, i, _dtype_of(program[i].dtype, dtype), tuple(program[i].shape))
+        wanted = [(program[i].name, _dtype_of(program[i].dtype, dtype), tuple(program[i].shape))
                   for i in writer.inputs]
         names = {i: n for n, i in program.params.items()}
         param_args = [(names[i], _dtype_of(program[i].dtype, dtype)) for i in writer.params]
@@ -122,7 +123,7 @@ class CpuBackend:
                   ) -> list[np.ndarray] | None:
             """`run` for inputs that are already the kernel's arrays (None: they are not,
             or the kernel refused them: take the checked way)."""
-            arrays = _quick_arrays(wanted, inputs)
+            arrays = ready_arrays(wanted, inputs)
             if arrays is None:
                 return None
             try:
@@ -191,28 +192,6 @@ class CpuBackend:
         return int(done), float(total)
 
 
-def _quick_arrays(wanted: list[tuple], inputs: Mapping[str, Any]) -> list[np.ndarray] | None:
-    """The inputs in kernel order when each is already what the kernel takes (an array of
-    its dtype, C-ordered, writable, dims agreeing), else None: then graphc's own checks
-    run. `wanted`: (name, id, dtype, shape) per kernel input."""
-    if len(inputs) != len(wanted):
-        return None
-    dims: dict[str, int] = {}
-    out = []
-    for name, _, dt, shape in wanted:
-        a = inputs.get(name)
-        if type(a) is not np.ndarray or a.dtype != dt or a.ndim != len(shape):
-            return None
-        flags = a.flags
-        if not flags.c_contiguous or not flags.writeable:
-            return None
-        for d, n in zip(shape, a.shape):
-            if (d != n) if type(d) is int else (dims.setdefault(d, n) != n):
-                return None
-        out.append(a)
-    return out
-
-
 def _slot_arrays(slots: Mapping[str, Mapping[str, np.ndarray]]) -> Any:
     return (a for per_param in slots.values() for a in per_param.values())
 
@@ -243,6 +222,7 @@ class Trainer:
         self.hyper = list(training.hyper)
         self.inputs = [(prog[i].name, i, _dtype_of(prog[i].dtype, model.dtype),
                         tuple(prog[i].shape)) for i in writer.inputs]
+        self.ready = [(name, dt, shape) for name, _, dt, shape in self.inputs]  # ready_arrays
         self.state = self.module.TrainState(None, slots=optimizer.state)
         # for the direct call: where each dim is read (input, axis), 0-d inputs as 1-d
         self.dim_at = [(writer.inputs.index(i), axis) for i, axis in writer.plan.dims.values()]
@@ -253,8 +233,9 @@ class Trainer:
         self._slots: list[np.ndarray] = []
 
     def arrays(self, model: Any, inputs: Mapping[str, Any]) -> list[np.ndarray]:
-        """The inputs as the kernel takes them; the quick check, else graphc's own."""
-        out = _quick_arrays(self.inputs, inputs)
+        """The inputs as the kernel takes them: as given when they already are (about a
+        microsecond), else checked and converted by graphc's own checks."""
+        out = ready_arrays(self.ready, inputs)
         if out is not None:
             return out
         feeds = model.feeds(self.program, inputs)

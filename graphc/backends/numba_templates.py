@@ -14,6 +14,7 @@ from graphc.ops.modes import RNG_NAMES, RNG_SOURCE
 from graphc.version import __version__
 
 JIT = '@njit(cache=True, error_model="numpy", nogil=True)'
+FASTJIT = JIT[:-1] + ', fastmath={"reassoc"})'  # for dot products only: see HELPERS
 
 
 IMPORTS = '''
@@ -85,21 +86,142 @@ def clip_gradients(G, max_norm, max_value):
                 G[i] = G[i] * coef
 
 
+# The loops for products too small for a BLAS call, one loop order per layout: the
+# innermost loop runs along contiguous memory and, except in the dot products, carries no
+# dependency from one step to the next (an i-p-j loop for a·b re-reads the row it just
+# stored, k times in a row: that store-to-load chain, not arithmetic, bounded it). Each
+# out[i, j] still sums its k terms in order p = 0..k-1, as plain loops do.
 {jit}
-def small_matmul(a, ta, b, tb, out):
+def _mm_nn(a, b, out):
+    """out = a @ b in p-i-j order (rows of b against scalars of a); a column b: dots."""
     m, n = out.shape
-    k = a.shape[0] if ta else a.shape[1]
+    k = a.shape[1]
+    if n == 1:
+        col = b.reshape(k)  # a 1-d view: its unit stride is known, so the dot vectorizes
+        for i in range(m):
+            out[i, 0] = _dot_nn(a, i, col, k)
+        return
+    for i in range(m):
+        x = a[i, 0]
+        for j in range(n):
+            out[i, j] = x * b[0, j]
+    for p in range(1, k):
+        for i in range(m):
+            x = a[i, p]
+            for j in range(n):
+                out[i, j] += x * b[p, j]
+
+
+{jit}
+def _mm_tn(a, b, out):
+    """out = a.T @ b in p-i-j order (both operands read by rows); n = 1: p-i."""
+    m, n = out.shape
+    k = a.shape[0]
+    if n == 1:
+        y = b[0, 0]
+        for i in range(m):
+            out[i, 0] = a[0, i] * y
+        for p in range(1, k):
+            y = b[p, 0]
+            for i in range(m):
+                out[i, 0] += a[p, i] * y
+        return
+    for i in range(m):
+        x = a[0, i]
+        for j in range(n):
+            out[i, j] = x * b[0, j]
+    for p in range(1, k):
+        for i in range(m):
+            x = a[p, i]
+            for j in range(n):
+                out[i, j] += x * b[p, j]
+
+
+{jit}
+def _mm_nt(a, b, out):
+    """out = a @ b.T: dot products of two contiguous rows, four columns of out at a time
+    (one row of a read once for four of b); k = 1: an outer product."""
+    m, n = out.shape
+    k = a.shape[1]
+    if k == 1:
+        for i in range(m):
+            x = a[i, 0]
+            for j in range(n):
+                out[i, j] = x * b[j, 0]
+        return
+    for i in range(m):
+        j = 0
+        if k >= 8:
+            while j + 4 <= n:
+                _dot4_nt(a, i, b, j, k, out)
+                j += 4
+        for j in range(j, n):
+            out[i, j] = _dot_nt(a, i, b, j, k)
+
+
+{jit}
+def _mm_tt(a, b, out):
+    """out = a.T @ b.T (no graphc kernel asks for it; plain loops, in order)."""
+    m, n = out.shape
+    k = a.shape[0]
     for i in range(m):
         for j in range(n):
-            out[i, j] = 0.0
-        for p in range(k):
-            aip = a[p, i] if ta else a[i, p]
-            if tb:
-                for j in range(n):
-                    out[i, j] += aip * b[j, p]
-            else:
-                for j in range(n):
-                    out[i, j] += aip * b[p, j]
+            s = a[0, i] * b[j, 0]
+            for p in range(1, k):
+                s += a[p, i] * b[j, p]
+            out[i, j] = s
+
+
+# The dot products alone may reassociate their sums ("reassoc" and nothing else: no
+# contraction into FMAs, no assumptions about NaN or inf): without it a float reduction
+# cannot be vectorized. Results then differ from the in-order sum by reassociation only,
+# within a few ulps times k of the terms' magnitudes (tests/test_small_matmul.py).
+{fastjit}
+def _dot_nn(a, i, col, k):
+    s = a[i, 0] * col[0]
+    for p in range(1, k):
+        s += a[i, p] * col[p]
+    return s
+
+
+{fastjit}
+def _dot_nt(a, i, b, j, k):
+    s = a[i, 0] * b[j, 0]
+    for p in range(1, k):
+        s += a[i, p] * b[j, p]
+    return s
+
+
+{fastjit}
+def _dot4_nt(a, i, b, j, k, out):
+    x = a[i, 0]
+    s0, s1, s2, s3 = x * b[j, 0], x * b[j + 1, 0], x * b[j + 2, 0], x * b[j + 3, 0]
+    for p in range(1, k):
+        x = a[i, p]
+        s0 += x * b[j, p]
+        s1 += x * b[j + 1, p]
+        s2 += x * b[j + 2, p]
+        s3 += x * b[j + 3, p]
+    out[i, j], out[i, j + 1], out[i, j + 2], out[i, j + 3] = s0, s1, s2, s3
+
+
+{jit}
+def small_matmul(a, ta, b, tb, out):
+    """out = op(a) @ op(b) by loops (op transposing where ta / tb)."""
+    k = a.shape[0] if ta else a.shape[1]
+    if k == 0 or out.size == 0:
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                out[i, j] = 0.0
+    elif ta:
+        if tb:
+            _mm_tt(a, b, out)
+        else:
+            _mm_tn(a, b, out)
+    elif tb:
+        _mm_nt(a, b, out)
+    else:
+        _mm_nn(a, b, out)
 
 
 def _numpy_blas(name, *args):
@@ -136,7 +258,7 @@ gemm = _numpy_blas("scipy_cblas_{blas}gemm64_", I32, I32, I32, I64, I64, I64, R,
                    I64, R, P, I64)
 gemv = _numpy_blas("scipy_cblas_{blas}gemv64_", I32, I32, I64, I64, R, P, I64, P, I64, R, P,
                    I64)
-SMALL = 16384  # products with fewer multiply-adds use plain loops, not a BLAS call
+SMALL = 4096  # products with fewer multiply-adds use plain loops, not a BLAS call
 ROW, NO, YES = 101, 111, 112  # CBLAS: row-major; no transpose; transpose
 
 MATMUL = "void({dtype}[:, ::1], boolean, {dtype}[:, ::1], boolean, {dtype}[:, ::1])"
@@ -264,7 +386,7 @@ def blas_choice() -> str:
 def helpers(dtype: np.dtype, ops: set[str] | None = None) -> str:
     """The helpers' source for `dtype` (a module of its own, or pasted into one: then
     with the kernels of the `ops` it uses only)."""
-    return HELPERS.format(dtype=dtype.name, jit=JIT, blas_choice=blas_choice(),
+    return HELPERS.format(dtype=dtype.name, jit=JIT, fastjit=FASTJIT, blas_choice=blas_choice(),
                           tanh=TANH[dtype.name].format(jit=JIT),
                           rng=re.sub("^def ", JIT + "\ndef ", RNG_SOURCE.strip("\n"), flags=re.M),
                           blas="s" if dtype == np.float32 else "d").strip("\n") + "".join(
